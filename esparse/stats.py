@@ -1,0 +1,179 @@
+"""Statistics across seeds: confidence intervals, paired differences, rank correlation, verdicts.
+
+Per-seed metrics are small host arrays, so this module is numpy on the host. Every claim of the
+suite turns its per-seed numbers into `reproduced`, `not reproduced` or `inconclusive` through
+`decide`, from checks written before the results are looked at.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import numpy as np
+from scipy import stats as _scipy_stats
+
+from esparse import _checks
+
+Outcome = Literal["pass", "fail", "inconclusive"]
+REPRODUCED = "reproduced"
+NOT_REPRODUCED = "not reproduced"
+INCONCLUSIVE = "inconclusive"
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean with a confidence interval over n seeds."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _as_samples(name: str, values) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64).reshape(-1)
+    if arr.size == 0:
+        raise ValueError(f"{name} must hold at least one value, got none")
+    _checks.finite(name, arr)
+    return arr
+
+
+def mean_ci(
+    values,
+    confidence: float = 0.95,
+    method: Literal["t", "bootstrap"] = "t",
+    n_resamples: int = 10_000,
+    seed: int = 0,
+) -> Interval:
+    """Mean of `values` (n,) with a two-sided confidence interval.
+
+    method="t": Student t-interval, mean +- t_{n-1} * sd / sqrt(n). method="bootstrap":
+    percentile bootstrap of the mean with `n_resamples` resamples (numpy Generator(seed)).
+    With one value the interval is [mean, mean] widened to infinity (nothing is known).
+    """
+    arr = _as_samples("values", values)
+    _checks.float_in_range("confidence", confidence, 0.0, 1.0, low_open=True, high_open=True)
+    _checks.one_of("method", method, {"t", "bootstrap"})
+    n = arr.size
+    mean = float(arr.mean())
+    if n == 1:
+        return Interval(mean, -np.inf, np.inf, 1)
+    alpha = 1.0 - confidence
+    if method == "t":
+        half = _scipy_stats.t.ppf(1 - alpha / 2, n - 1) * arr.std(ddof=1) / np.sqrt(n)
+        return Interval(mean, mean - float(half), mean + float(half), n)
+    rng = np.random.default_rng(seed)
+    means = arr[rng.integers(0, n, size=(n_resamples, n))].mean(axis=1)
+    low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return Interval(mean, float(low), float(high), n)
+
+
+def paired_ci(a, b, confidence: float = 0.95, method: Literal["t", "bootstrap"] = "t") -> Interval:
+    """Confidence interval of the mean paired difference a - b (same seed in each pair)."""
+    a_arr, b_arr = _as_samples("a", a), _as_samples("b", b)
+    if a_arr.shape != b_arr.shape:
+        raise ValueError(f"a and b must pair up, got {a_arr.size} and {b_arr.size} values")
+    return mean_ci(a_arr - b_arr, confidence=confidence, method=method)
+
+
+def rankdata(values) -> np.ndarray:
+    """Ranks 1..n of `values` (n,), ties given their average rank."""
+    arr = np.asarray(values, dtype=np.float64).reshape(-1)
+    order = np.argsort(arr, kind="stable")
+    sorted_vals = arr[order]
+    ranks = np.empty(arr.size)
+    start = 0
+    for end in range(1, arr.size + 1):
+        if end == arr.size or sorted_vals[end] != sorted_vals[start]:
+            ranks[order[start:end]] = 0.5 * (start + end - 1) + 1.0
+            start = end
+    return ranks
+
+
+def spearman(x, y) -> float:
+    """Spearman rank correlation of paired samples x, y (n,): Pearson correlation of ranks."""
+    x_arr, y_arr = _as_samples("x", x), _as_samples("y", y)
+    if x_arr.shape != y_arr.shape or x_arr.size < 2:
+        raise ValueError(f"x and y must pair up with n >= 2, got {x_arr.size} and {y_arr.size}")
+    rx, ry = rankdata(x_arr), rankdata(y_arr)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    denom = np.sqrt((rx**2).sum() * (ry**2).sum())
+    return float((rx * ry).sum() / denom) if denom > 0 else 0.0
+
+
+def loglog_slope(x, y) -> float:
+    """Least-squares slope of log(y) against log(x); x, y > 0."""
+    x_arr, y_arr = _as_samples("x", x), _as_samples("y", y)
+    if np.any(x_arr <= 0) or np.any(y_arr <= 0):
+        raise ValueError("x and y must be positive for a log-log slope")
+    return float(np.polyfit(np.log(x_arr), np.log(y_arr), 1)[0])
+
+
+@dataclass(frozen=True)
+class Check:
+    """One pre-registered condition of a criterion and its outcome on the data."""
+
+    name: str
+    outcome: Outcome
+    detail: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def ci_above(name: str, interval: Interval, threshold: float = 0.0) -> Check:
+    """Pass if the whole CI lies above threshold, fail if it lies at or below, else inconclusive."""
+    detail = f"mean {interval.mean:.4g}, 95% CI [{interval.low:.4g}, {interval.high:.4g}]"
+    if interval.low > threshold:
+        return Check(name, "pass", f"{detail} > {threshold:g}")
+    if interval.high <= threshold:
+        return Check(name, "fail", f"{detail} <= {threshold:g}")
+    return Check(name, "inconclusive", f"{detail} straddles {threshold:g}")
+
+
+def ci_below(name: str, interval: Interval, threshold: float = 0.0) -> Check:
+    """Pass if the whole CI lies below threshold, fail if at or above it, else inconclusive."""
+    detail = f"mean {interval.mean:.4g}, 95% CI [{interval.low:.4g}, {interval.high:.4g}]"
+    if interval.high < threshold:
+        return Check(name, "pass", f"{detail} < {threshold:g}")
+    if interval.low >= threshold:
+        return Check(name, "fail", f"{detail} >= {threshold:g}")
+    return Check(name, "inconclusive", f"{detail} straddles {threshold:g}")
+
+
+def at_least(name: str, value: float, threshold: float) -> Check:
+    """A point condition value >= threshold."""
+    outcome: Outcome = "pass" if value >= threshold else "fail"
+    sign = ">=" if outcome == "pass" else "<"
+    return Check(name, outcome, f"{value:.4g} {sign} {threshold:g}")
+
+
+def at_most(name: str, value: float, threshold: float) -> Check:
+    """A point condition value <= threshold."""
+    outcome: Outcome = "pass" if value <= threshold else "fail"
+    sign = "<=" if outcome == "pass" else ">"
+    return Check(name, outcome, f"{value:.4g} {sign} {threshold:g}")
+
+
+def holds(name: str, condition: bool, detail: str) -> Check:
+    """A boolean condition with its explanation."""
+    return Check(name, "pass" if condition else "fail", detail)
+
+
+def decide(checks: list[Check], n_seeds: int, min_seeds: int = 3) -> str:
+    """The verdict from all checks: fewer than `min_seeds` seeds -> inconclusive; else any fail ->
+    not reproduced; else any inconclusive check -> inconclusive; else reproduced."""
+    if not checks:
+        raise ValueError("checks must hold at least one Check, got none")
+    if n_seeds < min_seeds:
+        return INCONCLUSIVE
+    outcomes = {c.outcome for c in checks}
+    if "fail" in outcomes:
+        return NOT_REPRODUCED
+    if "inconclusive" in outcomes:
+        return INCONCLUSIVE
+    return REPRODUCED

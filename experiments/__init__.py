@@ -1,0 +1,1 @@
+"""esparse reproduction suite: one module per claim, the runner CLI, the report, benchmarks."""

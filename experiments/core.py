@@ -1,0 +1,102 @@
+"""What a claim file declares, and the small helpers every claim shares.
+
+A claim module builds one `Claim`: its id, paper, statement and anchor figures, a config per
+scale, `run(keys, config)` returning per-seed metrics from one vmapped computation, `evaluate`
+applying the pre-registered criterion (esparse.stats checks), and `plot` drawing the figure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from esparse import stats
+
+SCALES = ("smoke", "quick", "full")
+PAPERS = {
+    "MH": "Mukherjee & Huberman, Why Neural Networks Work (arXiv 2211.14632)",
+    "FDZ": "Fang, Dong & Zhang, Neural feature repopulation (arXiv 1910.11508)",
+    "YS": "Yehudai & Shamir, Power and limitations of random features (arXiv 1904.00687)",
+    "HS": "Hodas & Stinis, Doing the impossible (arXiv 1805.04928)",
+}
+
+Metrics = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The criterion applied to per-seed metrics.
+
+    checks: the pre-registered conditions deciding the main verdict.
+    summary: means and CIs (JSON-ready) behind the checks and the figure.
+    headline: one line of the key numbers for the report table.
+    sub_verdicts: further named verdicts (e.g. the arXiv and journal versions of a claim),
+      each decided from its own checks.
+    """
+
+    checks: list[stats.Check]
+    summary: dict[str, Any]
+    headline: str
+    sub_verdicts: dict[str, list[stats.Check]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One reproducible claim of ../shared/CLAIMS.md."""
+
+    id: str
+    paper: str
+    statement: str
+    anchor: str
+    configs: Mapping[str, Any]
+    run: Callable[[Any, Any], Metrics]
+    evaluate: Callable[[Metrics, Any], Evaluation]
+    plot: Callable[[Metrics, Any, Any], None]
+    reconstruction: bool = False
+
+    def config(self, scale: str, seeds: int | None = None):
+        """The config of `scale`, with its seed count replaced when `seeds` is given."""
+        if scale not in self.configs:
+            raise ValueError(f"scale must be one of {list(self.configs)}, got {scale!r}")
+        cfg = self.configs[scale]
+        return cfg if seeds is None else dataclasses.replace(cfg, seeds=seeds)
+
+
+def interval(values) -> dict:
+    """Mean and 95% t-interval of per-seed values, as a JSON-ready dict."""
+    return stats.mean_ci(np.asarray(values)).to_dict()
+
+
+def grid_intervals(values: np.ndarray) -> list[dict]:
+    """values: (seeds, grid) -> one interval dict per grid point."""
+    return [interval(values[:, j]) for j in range(values.shape[1])]
+
+
+def errorbar(ax, x, values: np.ndarray, label: str, **kwargs) -> None:
+    """Plot the seed mean of values (seeds, grid) against x with 95% CI error bars."""
+    cis = [stats.mean_ci(values[:, j]) for j in range(values.shape[1])]
+    mean = np.array([c.mean for c in cis])
+    low = mean - np.array([c.low for c in cis])
+    high = np.array([c.high for c in cis]) - mean
+    ax.errorbar(x, mean, yerr=[low, high], capsize=3, marker="o", label=label, **kwargs)
+
+
+def save_figure(fig, path) -> None:
+    """Write `fig` to path as PNG (whatever the path's suffix) and close it."""
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=110)
+    plt.close(fig)
+
+
+def subplots(ncols: int = 1, width: float = 5.0, height: float = 3.8):
+    """A figure with `ncols` axes side by side."""
+    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
+    return fig, list(axes[0])

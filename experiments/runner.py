@@ -1,0 +1,174 @@
+"""Run claims: keys for the seeds, one vmapped run per claim, verdict, JSON + PNG written
+atomically, and a skip of claims already done with the same config (so a suite resumes)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from esparse import stats
+from experiments.core import PAPERS, Claim
+
+RESULT_VERSION = 1
+
+
+def seed_keys(base_seed: int, n_seeds: int) -> jax.Array:
+    """n_seeds keys; key i is fold_in(key(base_seed), i), whatever n_seeds is."""
+    base = jax.random.key(base_seed)
+    return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(n_seeds))
+
+
+def config_hash(claim: Claim, scale: str, config: Any, base_seed: int) -> str:
+    """A digest of everything that determines a claim's result."""
+    payload = {
+        "claim": claim.id,
+        "scale": scale,
+        "config": dataclasses.asdict(config),
+        "base_seed": base_seed,
+        "version": RESULT_VERSION,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def environment() -> dict:
+    """Versions, backend and devices, and the git commit when available."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = None
+    import jaxlib
+
+    return {
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "backend": jax.default_backend(),
+        "device_count": jax.device_count(),
+        "devices": str(jax.devices()[0].device_kind),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "git_commit": commit,
+    }
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray | jax.Array):
+        return _jsonable(np.asarray(value).tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None if np.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def write_atomic(path: Path, write) -> None:
+    """Call write(tmp_path) then rename tmp_path to path, so path is never half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: Path, record: dict) -> None:
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(_jsonable(record), f, indent=1)
+
+    write_atomic(path, write)
+
+
+def load_record(path: Path) -> dict | None:
+    """A finished result file, or None when absent or unreadable."""
+    try:
+        with open(path) as f:
+            record = json.load(f)
+    except (OSError, json.JSONDecodeError):
+        return None
+    return record if "verdict" in record else None
+
+
+def run_claim(
+    claim: Claim,
+    scale: str = "quick",
+    *,
+    seeds: int | None = None,
+    base_seed: int = 0,
+    out_dir: str | os.PathLike = "results",
+    force: bool = False,
+) -> dict:
+    """Run one claim (all seeds in one vmapped computation), decide its verdict, write
+    DIR/<claim>.json and DIR/<claim>.png; skip when the same config is already done."""
+    out = Path(out_dir)
+    config = claim.config(scale, seeds)
+    digest = config_hash(claim, scale, config, base_seed)
+    json_path, png_path = out / f"{claim.id}.json", out / f"{claim.id}.png"
+    previous = load_record(json_path)
+    if not force and previous is not None and previous.get("config_hash") == digest:
+        previous["skipped"] = True
+        return previous
+
+    start = time.perf_counter()
+    keys = seed_keys(base_seed, config.seeds)
+    metrics = {name: np.asarray(value) for name, value in claim.run(keys, config).items()}
+    wall = time.perf_counter() - start
+    evaluation = claim.evaluate(metrics, config)
+    verdict = stats.decide(evaluation.checks, config.seeds)
+    sub_verdicts = {
+        name: {
+            "verdict": stats.decide(checks, config.seeds),
+            "checks": [c.to_dict() for c in checks],
+        }
+        for name, checks in evaluation.sub_verdicts.items()
+    }
+    write_atomic(png_path, lambda tmp: claim.plot(metrics, config, tmp))
+    record = {
+        "claim": claim.id,
+        "paper": claim.paper,
+        "paper_title": PAPERS[claim.paper],
+        "statement": claim.statement,
+        "anchor": claim.anchor,
+        "reconstruction": claim.reconstruction,
+        "scale": scale,
+        "config": dataclasses.asdict(config),
+        "config_hash": digest,
+        "base_seed": base_seed,
+        "seeds": config.seeds,
+        "metrics": metrics,
+        "summary": evaluation.summary,
+        "headline": evaluation.headline,
+        "checks": [c.to_dict() for c in evaluation.checks],
+        "verdict": verdict,
+        "sub_verdicts": sub_verdicts,
+        "wall_time_s": round(wall, 2),
+        "environment": environment(),
+        "figure": png_path.name,
+    }
+    write_json(json_path, record)
+    return record
