@@ -1,7 +1,7 @@
 """esparse: expand-and-sparsify kernels in JAX, and the tools to test why neural networks work.
 
 Submodules (imported on first use): data, projection, sparsify, masks, nn, train, checkpoint,
-features, meanfield, info, stats.
+features, readout, meanfield, info, stats.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ _SUBMODULES = (
     "meanfield",
     "nn",
     "projection",
+    "readout",
     "sparsify",
     "stats",
     "train",

@@ -1,0 +1,405 @@
+"""Random-feature regression: random ReLU and Fourier features, ridge, minimum-norm least squares.
+
+References: Rahimi & Recht, *Random Features for Large-Scale Kernel Machines* (NeurIPS 2007);
+Belkin, Hsu, Ma & Mandal, *Reconciling modern machine learning practice and the bias-variance
+trade-off* (PNAS 2019); Yehudai & Shamir, *On the Power and Limitations of Random Features for
+Understanding Neural Networks* (NeurIPS 2019).
+
+Random weights are generated column by column: column j of W and entry j of b depend only on
+`(key, j)` (through `jax.random.fold_in(key, j)`). The features are therefore the same for any
+`block_size`, and nested in `n_features`: the first N columns of a wider expansion are the
+features of the narrower one (useful for a double-descent sweep over N).
+
+Precision: every solver runs in the dtype of its inputs. Pass float64 arrays inside
+`with jax.enable_x64(True):` for float64. In float32, the Cholesky and eigendecomposition
+solvers work on a Gram matrix, whose condition number is the square of phi's: they are accurate
+while `lam / s_max(phi)**2` stays above ~1e-5. Below that, use `solver="svd"` / `method="svd"`
+(SVD of phi itself, slower) or float64.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from esparse import _checks
+
+__all__ = [
+    "RidgeSelection",
+    "fourier_features",
+    "min_norm_lstsq",
+    "predict",
+    "random_fourier_features",
+    "random_fourier_weights",
+    "random_relu_features",
+    "random_relu_weights",
+    "relu_features",
+    "ridge",
+    "ridge_path",
+    "ridge_select",
+    "weight_norm",
+]
+
+
+# ----------------------------------------------------------------------------- random weights
+
+
+def _float_dtype(x) -> jnp.dtype:
+    dtype = jnp.asarray(x).dtype
+    return dtype if jnp.issubdtype(dtype, jnp.floating) else jnp.dtype(jnp.float32)
+
+
+def _column(key, kind: str, d_in: int, bias: bool, gamma, dtype):
+    """Column j of W: (d_in,) and b[j]: () from the column's own key fold_in(key, j).
+
+    One draw z ~ N(0, I_{d_in + 1}) per column: W[:, j] from z[:d_in]; b[j] from z[d_in]
+    (relu: b = z; Fourier: b = 2 pi Phi(z), uniform on [0, 2 pi) since Phi(z) ~ U(0, 1)).
+    """
+    z = jax.random.normal(key, (d_in + 1,), dtype)
+    if kind == "relu":
+        b = z[d_in] if bias else jnp.zeros((), dtype)
+        return z[:d_in] / np.sqrt(d_in).astype(dtype), b
+    b = (2.0 * np.pi) * jax.scipy.special.ndtr(z[d_in])
+    return jnp.sqrt(2.0 * gamma).astype(dtype) * z[:d_in], b
+
+
+def _columns(key, start, count: int, kind: str, d_in: int, bias: bool, gamma, dtype):
+    """W: (d_in, count), b: (count,) for columns start .. start + count - 1."""
+    cols = start + jnp.arange(count)
+    column = functools.partial(_column, kind=kind, d_in=d_in, bias=bias, gamma=gamma, dtype=dtype)
+    w, b = jax.vmap(lambda j: column(jax.random.fold_in(key, j)))(cols)
+    return w.T, b
+
+
+_STATIC = ("kind", "d_in", "bias", "dtype")
+
+
+@functools.partial(jax.jit, static_argnames=("n_features", *_STATIC))
+def _weights(key, gamma, n_features: int, kind: str, d_in: int, bias: bool, dtype):
+    return _columns(key, 0, n_features, kind, d_in, bias, gamma, dtype)
+
+
+def _apply(x, w, b, kind: str, n_features: int):
+    if kind == "relu":
+        return relu_features(x, w, b)
+    return jnp.cos(x @ w + b) * jnp.sqrt(2.0 / n_features).astype(w.dtype)
+
+
+@functools.partial(jax.jit, static_argnames=("n_features", "block_size", *_STATIC))
+def _features(key, x, gamma, n_features: int, block_size, kind: str, d_in: int, bias, dtype):
+    if block_size is None:
+        w, b = _columns(key, 0, n_features, kind, d_in, bias, gamma, dtype)
+        return _apply(x, w, b, kind, n_features)
+    n_blocks = -(-n_features // block_size)
+
+    def one_block(i):
+        w, b = _columns(key, i * block_size, block_size, kind, d_in, bias, gamma, dtype)
+        return _apply(x, w, b, kind, n_features)
+
+    blocks = jax.lax.map(one_block, jnp.arange(n_blocks))  # (n_blocks, n, block_size)
+    phi = jnp.moveaxis(blocks, 0, 1).reshape(x.shape[0], n_blocks * block_size)
+    return phi[:, :n_features]
+
+
+def _check_gamma(gamma) -> None:
+    if not _checks.is_traced(gamma):
+        _checks.float_in_range("gamma", float(np.asarray(gamma)), 0.0, np.inf, low_open=True)
+
+
+def random_relu_weights(
+    key: jax.Array, d_in: int, n_features: int, bias: bool = True, dtype=jnp.float32
+) -> tuple[jax.Array, jax.Array]:
+    """Random first layer for ReLU features: W ~ N(0, 1/d_in), b ~ N(0, 1) (zeros if not bias).
+
+    With x ~ N(0, I) the pre-activation w.x is ~N(0, 1), so N(0, 1) biases put the kinks in the
+    bulk of the data. Returns W: (d_in, n_features), b: (n_features,).
+    """
+    d_in = _checks.positive_int("d_in", d_in)
+    n_features = _checks.positive_int("n_features", n_features)
+    return _weights(key, 0.0, n_features, "relu", d_in, bool(bias), jnp.dtype(dtype))
+
+
+def random_fourier_weights(
+    key: jax.Array, d_in: int, n_features: int, gamma: float = 1.0, dtype=jnp.float32
+) -> tuple[jax.Array, jax.Array]:
+    """Random Fourier weights for the RBF kernel exp(-gamma |x - x'|^2) (Rahimi & Recht 2007).
+
+    W ~ N(0, 2 gamma) entrywise, b ~ U[0, 2 pi): scikit-learn RBFSampler's `random_weights_`
+    and `random_offset_` convention. Returns W: (d_in, n_features), b: (n_features,).
+    """
+    d_in = _checks.positive_int("d_in", d_in)
+    n_features = _checks.positive_int("n_features", n_features)
+    _check_gamma(gamma)
+    return _weights(key, gamma, n_features, "fourier", d_in, True, jnp.dtype(dtype))
+
+
+def relu_features(x: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array:
+    """phi = relu(x W + b). x: (n, d_in), W: (d_in, N), b: (N,) -> (n, N)."""
+    return jax.nn.relu(x @ w + b)
+
+
+def fourier_features(x: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array:
+    """phi = sqrt(2 / N) cos(x W + b), as RBFSampler.transform. x: (n, d_in) -> (n, N)."""
+    return _apply(x, w, b, "fourier", w.shape[1])
+
+
+def _check_features(x, n_features, block_size) -> tuple[int, int | None]:
+    _checks.ndim("x", x, 2)
+    _checks.finite("x", x)
+    n_features = _checks.positive_int("n_features", n_features)
+    if block_size is not None:
+        block_size = _checks.positive_int("block_size", block_size)
+    return n_features, block_size
+
+
+def random_relu_features(
+    key: jax.Array,
+    x: jax.Array,
+    n_features: int,
+    *,
+    bias: bool = True,
+    block_size: int | None = None,
+) -> jax.Array:
+    """Random ReLU features relu(x W + b) with the weights of `random_relu_weights`.
+
+    x: (n, d_in) -> (n, n_features). With `block_size`, W is generated and applied
+    `block_size` columns at a time (memory for one block of W); the result is the same.
+    """
+    n_features, block_size = _check_features(x, n_features, block_size)
+    dtype = _float_dtype(x)
+    return _features(
+        key, x.astype(dtype), 0.0, n_features, block_size, "relu", x.shape[1], bool(bias), dtype
+    )
+
+
+def random_fourier_features(
+    key: jax.Array,
+    x: jax.Array,
+    n_features: int,
+    gamma: float = 1.0,
+    *,
+    block_size: int | None = None,
+) -> jax.Array:
+    """Random Fourier features sqrt(2/N) cos(x W + b) approximating exp(-gamma |x - x'|^2).
+
+    x: (n, d_in) -> (n, n_features); weights as `random_fourier_weights`.
+    """
+    n_features, block_size = _check_features(x, n_features, block_size)
+    _check_gamma(gamma)
+    dtype = _float_dtype(x)
+    return _features(
+        key, x.astype(dtype), gamma, n_features, block_size, "fourier", x.shape[1], True, dtype
+    )
+
+
+# ----------------------------------------------------------------------------- linear solvers
+
+
+def _check_design(phi, y, phi_name: str = "phi", y_name: str = "y") -> None:
+    _checks.ndim(phi_name, phi, 2)
+    if getattr(y, "ndim", None) not in (1, 2):
+        raise ValueError(f"{y_name} must be 1-D or 2-D, got shape {getattr(y, 'shape', y)}")
+    _checks.same_length(phi_name, phi, y_name, y)
+    _checks.finite(phi_name, phi)
+    _checks.finite(y_name, y)
+
+
+def _check_lam(lam) -> None:
+    if not _checks.is_traced(lam):
+        arr = np.asarray(lam)
+        if arr.ndim != 0:
+            raise ValueError(f"lam must be a scalar, got shape {arr.shape}")
+        _checks.float_in_range("lam", float(arr), 0.0, np.inf, low_open=True)
+
+
+def ridge(phi: jax.Array, y: jax.Array, lam, *, solver: str = "auto") -> jax.Array:
+    """Ridge weights argmin_w |phi w - y|^2 + lam |w|^2 (no intercept; sklearn's `alpha` = lam).
+
+    phi: (n, N), y: (n,) or (n, k) -> weights (N,) or (N, k). solver "auto" picks the primal
+    form (phi^T phi + lam I)^-1 phi^T y when N <= n and the dual form
+    phi^T (phi phi^T + lam I)^-1 y when N > n, both by Cholesky; "primal" / "dual" force one;
+    "svd" uses the SVD of phi (stable for tiny lam in float32, slower).
+    """
+    _check_design(phi, y)
+    _check_lam(lam)
+    _checks.one_of("solver", solver, {"auto", "primal", "dual", "svd"})
+    n, n_features = phi.shape
+    if solver == "auto":
+        solver = "primal" if n_features <= n else "dual"
+    w = _ridge(phi, jnp.asarray(y, phi.dtype).reshape(n, -1), jnp.asarray(lam, phi.dtype), solver)
+    return w[:, 0] if y.ndim == 1 else w
+
+
+@functools.partial(jax.jit, static_argnames="solver")
+def _ridge(phi, y2, lam, solver: str):
+    n, n_features = phi.shape
+    if solver == "primal":
+        gram = phi.T @ phi + lam * jnp.eye(n_features, dtype=phi.dtype)
+        w = jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(gram), phi.T @ y2)
+    elif solver == "dual":
+        gram = phi @ phi.T + lam * jnp.eye(n, dtype=phi.dtype)
+        w = phi.T @ jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(gram), y2)
+    else:
+        u, s, vt = jnp.linalg.svd(phi, full_matrices=False)
+        w = vt.T @ ((s / (s * s + lam))[:, None] * (u.T @ y2))
+    return w
+
+
+def min_norm_lstsq(phi: jax.Array, y: jax.Array, rcond: float | None = None) -> jax.Array:
+    """Minimum-norm least-squares weights pinv(phi) y via the SVD of phi.
+
+    phi: (n, N), y: (n,) or (n, k) -> (N,) or (N, k). Singular values below rcond * s_max are
+    dropped; rcond defaults to max(n, N) * eps(dtype) (numpy.linalg.lstsq's default). For
+    N > n this is the interpolating solution of smallest norm (Belkin et al. 2019); it stays
+    finite at the interpolation threshold N = n.
+    """
+    _check_design(phi, y)
+    n, n_features = phi.shape
+    if rcond is None:
+        rcond = max(n, n_features) * float(jnp.finfo(phi.dtype).eps)
+    else:
+        rcond = _checks.float_in_range("rcond", rcond, 0.0, 1.0)
+    w = _min_norm(phi, jnp.asarray(y, phi.dtype).reshape(n, -1), rcond)
+    return w[:, 0] if y.ndim == 1 else w
+
+
+@jax.jit
+def _min_norm(phi, y2, rcond):
+    u, s, vt = jnp.linalg.svd(phi, full_matrices=False)
+    keep = s > rcond * s[0]
+    inv = jnp.where(keep, 1.0 / jnp.where(keep, s, 1.0), 0.0)
+    return vt.T @ (inv[:, None] * (u.T @ y2))
+
+
+def predict(phi: jax.Array, weights: jax.Array) -> jax.Array:
+    """phi @ weights. phi: (n, N), weights: (N,) or (N, k) -> (n,) or (n, k)."""
+    return phi @ weights
+
+
+def weight_norm(weights: jax.Array) -> jax.Array:
+    """Euclidean (Frobenius for (N, k)) norm of the readout weights."""
+    return jnp.sqrt(jnp.sum(jnp.square(weights)))
+
+
+# ----------------------------------------------------------------------------- lambda paths
+
+
+class RidgeSelection(NamedTuple):
+    """Result of `ridge_select`. All fields are arrays (vmappable over seeds)."""
+
+    lam: jax.Array  # () the chosen lambda
+    index: jax.Array  # () its index in the grid
+    losses: jax.Array  # (n_lams,) validation loss per lambda
+    at_edge: jax.Array  # () bool: the chosen lambda is the first or last of the grid
+    weights: jax.Array  # (N,) or (N, k) ridge weights refit on the training split at lam
+
+
+def _spectral(phi, y2, phi_val, method: str):
+    """Factors with weights(lam) = basis @ (filt(lam) * proj), val preds = a_val @ (...)."""
+    n, n_features = phi.shape
+    if method == "svd":
+        u, s, vt = jnp.linalg.svd(phi, full_matrices=False)
+        basis, proj = vt.T, u.T @ y2
+        return basis, phi_val @ basis, proj, lambda lam: s / (s * s + lam)
+    if n_features <= n:
+        e, v = jnp.linalg.eigh(phi.T @ phi)
+        basis, proj = v, v.T @ (phi.T @ y2)
+    else:
+        e, u = jnp.linalg.eigh(phi @ phi.T)
+        basis, proj = phi.T @ u, u.T @ y2
+    e = jnp.maximum(e, 0.0)
+    return basis, phi_val @ basis, proj, lambda lam: 1.0 / (e + lam)
+
+
+def _loss(pred, y_val, metric: str):
+    if metric == "mse":
+        return jnp.mean(jnp.square(pred - y_val))
+    return jnp.mean(jnp.argmax(pred, axis=-1) != jnp.argmax(y_val, axis=-1))
+
+
+def _check_path(phi_train, y_train, phi_val, y_val, lams, metric, method):
+    _check_design(phi_train, y_train, "phi_train", "y_train")
+    _check_design(phi_val, y_val, "phi_val", "y_val")
+    if phi_val.shape[1] != phi_train.shape[1]:
+        raise ValueError(
+            f"phi_val must have {phi_train.shape[1]} columns like phi_train, "
+            f"got shape {phi_val.shape}"
+        )
+    if y_val.shape[1:] != y_train.shape[1:]:
+        raise ValueError(
+            f"y_val must have trailing shape {y_train.shape[1:]} like y_train, got {y_val.shape}"
+        )
+    _checks.one_of("metric", metric, {"mse", "error"})
+    _checks.one_of("method", method, {"eigh", "svd"})
+    if metric == "error" and (y_train.ndim != 2 or y_train.shape[1] < 2):
+        raise ValueError(f"metric 'error' needs one-hot y (n, k >= 2), got {y_train.shape}")
+    _checks.ndim("lams", lams, 1)
+    if lams.shape[0] < 1:
+        raise ValueError("lams must hold at least one value, got an empty array")
+    if not _checks.is_traced(lams):
+        arr = np.asarray(lams)
+        if not (np.all(np.isfinite(arr)) and np.all(arr > 0) and np.all(np.diff(arr) > 0)):
+            raise ValueError(f"lams must be positive, finite and increasing, got {arr}")
+
+
+@functools.partial(jax.jit, static_argnames=("metric", "method"))
+def _path(phi_train, y_train, phi_val, y_val, lams, metric, method):
+    """(losses (n_lams,), index of the first minimum, weights (N, k) refit at that lambda)."""
+    dtype = phi_train.dtype
+    y2 = jnp.asarray(y_train, dtype).reshape(y_train.shape[0], -1)
+    yv2 = jnp.asarray(y_val, dtype).reshape(y_val.shape[0], -1)
+    basis, a_val, proj, filt = _spectral(phi_train, y2, phi_val.astype(dtype), method)
+    lams = jnp.asarray(lams, dtype)
+    losses = jax.vmap(lambda lam: _loss(a_val @ (filt(lam)[:, None] * proj), yv2, metric))(lams)
+    index = jnp.argmin(losses)
+    return losses, index, basis @ (filt(lams[index])[:, None] * proj)
+
+
+def ridge_path(
+    phi_train: jax.Array,
+    y_train: jax.Array,
+    phi_val: jax.Array,
+    y_val: jax.Array,
+    lams: jax.Array,
+    *,
+    metric: str = "mse",
+    method: str = "eigh",
+) -> jax.Array:
+    """Validation loss of ridge at every lambda of a grid, from one decomposition.
+
+    phi_train: (n, N), y_train: (n,) or (n, k), phi_val: (n_val, N), y_val like y_train,
+    lams: (n_lams,) positive and increasing -> (n_lams,). metric "mse" is the mean squared error
+    over samples and outputs; "error" the 0-1 error of argmax predictions (one-hot y). method
+    "eigh" eigendecomposes the smaller Gram matrix (phi^T phi or phi phi^T); "svd" uses the SVD
+    of phi (see the module note on precision).
+    """
+    _check_path(phi_train, y_train, phi_val, y_val, lams, metric, method)
+    return _path(phi_train, y_train, phi_val, y_val, lams, metric, method)[0]
+
+
+def ridge_select(
+    phi_train: jax.Array,
+    y_train: jax.Array,
+    phi_val: jax.Array,
+    y_val: jax.Array,
+    lams: jax.Array,
+    *,
+    metric: str = "mse",
+    method: str = "eigh",
+) -> RidgeSelection:
+    """Choose lambda by validation loss (first minimum) and refit; report whether it is at an edge.
+
+    Arguments as `ridge_path`. A choice at the first or last lambda (`at_edge`) means the grid
+    did not bracket the optimum: widen it before trusting the result.
+    """
+    _check_path(phi_train, y_train, phi_val, y_val, lams, metric, method)
+    losses, index, weights = _path(phi_train, y_train, phi_val, y_val, lams, metric, method)
+    lam = jnp.asarray(lams, phi_train.dtype)[index]
+    at_edge = (index == 0) | (index == losses.shape[0] - 1)
+    return RidgeSelection(
+        lam, index, losses, at_edge, weights[:, 0] if y_train.ndim == 1 else weights
+    )

@@ -1,0 +1,440 @@
+"""Random projections from a PRNG key, and expand-and-sparsify.
+
+Every random matrix is defined block by block: output units come in canonical blocks (256
+units; for SRHT one Hadamard transform of the padded input size), and block b is drawn from
+`jax.random.fold_in(key, b)`. The materialized matrix of m units is the concatenation of the
+first ceil(m / block) blocks, cut to m. Blocked application (`project(..., block_size=...)`)
+regenerates the same blocks one step at a time, so it equals the materialized projection for
+the same key while holding one block of the matrix in memory, whatever m is.
+
+Kinds (each scaled so that E ||x P||^2 = ||x||^2):
+- `gaussian`: dense N(0, 1/m) entries (Johnson-Lindenstrauss).
+- `sparse_sign`: entries +-1/sqrt(m s) with probability s/2 each, else 0 (Achlioptas 2003,
+  s = 1/3; Li, Hastie & Church 2006 "very sparse", default s = 1/sqrt(d_in)).
+- `fly`: each output unit sums c distinct random inputs, stored as an (m, c) index array and
+  applied by gather-and-sum (Dasgupta, Stevens & Navlakha, Science 2017). It is a binary
+  projection, not norm-preserving; it is not rescaled.
+- `srht`: subsampled randomized Hadamard transform, x -> (x D H)[:, S] / sqrt(m) with random
+  signs D, the Walsh-Hadamard matrix H of the input zero-padded to a power of two, and S a
+  sample of coordinates without replacement (Ailon & Chazelle 2009; Tropp 2011). When m
+  exceeds the padded size, independent SRHT blocks (new signs and sample) are stacked.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from esparse import _checks
+from esparse.sparsify import _select_rows
+
+__all__ = [
+    "KINDS",
+    "SRHTParams",
+    "apply_fly",
+    "apply_srht",
+    "expand_and_sparsify",
+    "fly",
+    "gaussian",
+    "project",
+    "sparse_sign",
+    "srht",
+]
+
+KINDS = ("gaussian", "sparse_sign", "fly", "srht")
+_UNITS_PER_BLOCK = 256  # canonical block of output units (gaussian, sparse_sign, fly)
+_FUSED_ROWS = 512  # rows of x per step of the fused expand-and-sparsify
+
+
+def _block_keys(key: jax.Array, first: int | jax.Array, count: int) -> jax.Array:
+    """Keys fold_in(key, b) for b = first, ..., first + count - 1."""
+    return jax.vmap(lambda b: jax.random.fold_in(key, b))(first + jnp.arange(count))
+
+
+def _padded(d_in: int) -> int:
+    return 1 << max(0, (d_in - 1).bit_length())
+
+
+def _canonical(kind: str, d_in: int) -> int:
+    """Number of output units in one canonical block of `kind`."""
+    return _padded(d_in) if kind == "srht" else _UNITS_PER_BLOCK
+
+
+# ---- generators of one canonical block ------------------------------------------------------
+
+
+def _gaussian_block(kb, d_in: int, m: int, dtype):
+    w = jax.random.normal(kb, (d_in, _UNITS_PER_BLOCK), dtype)
+    return w * jnp.asarray(1.0 / math.sqrt(m), dtype)
+
+
+def _sparse_sign_block(kb, d_in: int, m: int, density: float, dtype):
+    u = jax.random.uniform(kb, (d_in, _UNITS_PER_BLOCK))
+    s = jnp.asarray(1.0 / math.sqrt(m * density), dtype)
+    zero = jnp.zeros((), dtype)
+    return jnp.where(u < density / 2, s, jnp.where(u < density, -s, zero))
+
+
+def _fly_block(kb, d_in: int, c: int):
+    """(units, c) distinct indices per unit: Floyd's algorithm (uniform c-subsets).
+
+    Step i draws in [0, d_in - c + i] as 32 random bits modulo the range (relative bias below
+    d_in / 2^32; one threefry call compiles much faster than `randint`'s two).
+    """
+    highs = jnp.arange(d_in - c + 1, d_in + 1, dtype=jnp.uint32)
+    bits = jax.random.bits(kb, (c, _UNITS_PER_BLOCK), jnp.uint32)
+    draws = (bits % highs[:, None]).astype(jnp.int32)
+    highs = highs.astype(jnp.int32)
+    chosen = []
+    for i in range(c):
+        t = draws[i]
+        dup = functools.reduce(jnp.logical_or, [t == p for p in chosen], jnp.zeros_like(t, bool))
+        chosen.append(jnp.where(dup, highs[i] - 1, t))
+    return jnp.stack(chosen, axis=1)
+
+
+def _srht_block(kb, d_in: int):
+    k_sign, k_rows = jax.random.split(kb)
+    signs = jax.random.rademacher(k_sign, (d_in,), jnp.float32)
+    rows = jax.random.permutation(k_rows, _padded(d_in)).astype(jnp.int32)
+    return signs, rows
+
+
+# ---- public generators (materialized) -------------------------------------------------------
+
+
+def _check_sizes(d_in, m) -> tuple[int, int]:
+    return _checks.positive_int("d_in", d_in), _checks.positive_int("m", m)
+
+
+def _density(density, d_in: int) -> float:
+    if density is None:
+        return 1.0 / math.sqrt(d_in)
+    return _checks.float_in_range("density", density, 0.0, 1.0, low_open=True)
+
+
+def gaussian(key: jax.Array, d_in: int, m: int, dtype=jnp.float32) -> jax.Array:
+    """Dense Gaussian projection: (d_in, m) with N(0, 1/m) entries, E||x W||^2 = ||x||^2."""
+    d_in, m = _check_sizes(d_in, m)
+    return _gaussian(key, d_in, m, jnp.dtype(dtype))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _gaussian(key, d_in, m, dtype):
+    nb = -(-m // _UNITS_PER_BLOCK)
+    blocks = jax.vmap(lambda kb: _gaussian_block(kb, d_in, m, dtype))(_block_keys(key, 0, nb))
+    return jnp.moveaxis(blocks, 0, 1).reshape(d_in, -1)[:, :m]
+
+
+def sparse_sign(
+    key: jax.Array, d_in: int, m: int, density: float | None = None, dtype=jnp.float32
+) -> jax.Array:
+    """Sparse sign projection (d_in, m): +-1/sqrt(m s) w.p. s/2 each, else 0.
+
+    density s in (0, 1]; default 1/sqrt(d_in) (Li et al. 2006); s = 1/3 is Achlioptas 2003.
+    E||x W||^2 = ||x||^2.
+    """
+    d_in, m = _check_sizes(d_in, m)
+    return _sparse_sign(key, d_in, m, _density(density, d_in), jnp.dtype(dtype))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
+def _sparse_sign(key, d_in, m, density, dtype):
+    nb = -(-m // _UNITS_PER_BLOCK)
+    blocks = jax.vmap(lambda kb: _sparse_sign_block(kb, d_in, m, density, dtype))(
+        _block_keys(key, 0, nb)
+    )
+    return jnp.moveaxis(blocks, 0, 1).reshape(d_in, -1)[:, :m]
+
+
+def fly(key: jax.Array, d_in: int, m: int, c: int) -> jax.Array:
+    """Fly projection (Dasgupta et al. 2017): (m, c) int32, c distinct inputs per unit.
+
+    Unit j computes sum_i x[indices[j, i]]; apply with `apply_fly`. c in [1, d_in].
+    """
+    d_in, m = _check_sizes(d_in, m)
+    c = _checks.int_in_range("c", c, 1, d_in)
+    return _fly(key, d_in, m, c)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _fly(key, d_in, m, c):
+    nb = -(-m // _UNITS_PER_BLOCK)
+    blocks = jax.vmap(lambda kb: _fly_block(kb, d_in, c))(_block_keys(key, 0, nb))
+    return blocks.reshape(-1, c)[:m]
+
+
+class SRHTParams(NamedTuple):
+    """An SRHT of m outputs: signs (blocks, d_in) of +-1, rows (m,) in [0, padded).
+
+    Output j comes from Hadamard block j // padded, coordinate rows[j].
+    """
+
+    signs: jax.Array
+    rows: jax.Array
+
+    @property
+    def d_in(self) -> int:
+        return self.signs.shape[-1]
+
+    @property
+    def padded(self) -> int:
+        return _padded(self.signs.shape[-1])
+
+    @property
+    def m(self) -> int:
+        return self.rows.shape[-1]
+
+
+def srht(key: jax.Array, d_in: int, m: int) -> SRHTParams:
+    """Subsampled randomized Hadamard transform of d_in inputs to m outputs (module doc)."""
+    d_in, m = _check_sizes(d_in, m)
+    return _srht(key, d_in, m)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _srht(key, d_in, m):
+    nb = -(-m // _padded(d_in))
+    signs, rows = jax.vmap(lambda kb: _srht_block(kb, d_in))(_block_keys(key, 0, nb))
+    return SRHTParams(signs, rows.reshape(-1)[:m])
+
+
+# ---- application ----------------------------------------------------------------------------
+
+
+def _check_x(x, d_in: int | None = None):
+    _checks.ndim("x", x, 2)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise ValueError(f"x must be a floating-point array, got dtype {x.dtype}")
+    if d_in is not None and x.shape[1] != d_in:
+        raise ValueError(f"x has d_in={x.shape[1]} columns but the projection expects {d_in}")
+    _checks.finite("x", x)
+
+
+def _fly_apply(x, indices):
+    """x: (batch, d_in), indices: (units, c) -> (batch, units): one column gather per input.
+
+    c gathers of (batch, units) fused into one loop; mode="clip" drops the bounds masks
+    (indices are checked at the public boundary, and clipping keeps traced misuse in range).
+    """
+    out = jnp.take(x, indices[:, 0], axis=1, mode="clip")
+    for i in range(1, indices.shape[1]):
+        out = out + jnp.take(x, indices[:, i], axis=1, mode="clip")
+    return out
+
+
+def apply_fly(x: jax.Array, indices: jax.Array) -> jax.Array:
+    """Fly projection by gather-and-sum. x: (batch, d_in), indices: (m, c) -> (batch, m)."""
+    _check_x(x)
+    _checks.ndim("indices", indices, 2)
+    if not jnp.issubdtype(indices.dtype, jnp.integer):
+        raise ValueError(f"indices must be integers, got dtype {indices.dtype}")
+    if not _checks.is_traced(indices) and indices.size:
+        lo, hi = int(jnp.min(indices)), int(jnp.max(indices))
+        if lo < 0 or hi >= x.shape[1]:
+            raise ValueError(
+                f"indices must lie in [0, d_in={x.shape[1]}) for x, got range [{lo}, {hi}]"
+            )
+    return jax.jit(_fly_apply)(x, indices)
+
+
+def _hadamard(n: int) -> np.ndarray:
+    h = np.ones((1, 1), np.float32)
+    while h.shape[0] < n:
+        h = np.block([[h, h], [h, -h]])
+    return h
+
+
+def _fwht(x):
+    """Unnormalized Walsh-Hadamard transform of the last axis (a power of two).
+
+    H_(2^p) = H_(2^p1) kron H_(2^p2) kron ..., applied factor by factor on a reshaped axis,
+    with factors of at most 64: O(d log d) work done as small dense matmuls.
+    """
+    d = x.shape[-1]
+    p = d.bit_length() - 1
+    factors = [6] * (p // 6) + ([p % 6] if p % 6 else [])
+    sizes = [1 << f for f in factors]
+    y = x.reshape(*x.shape[:-1], *sizes)
+    lead = x.ndim - 1
+    for i, s in enumerate(sizes):
+        h = jnp.asarray(_hadamard(s), x.dtype)
+        y = jnp.moveaxis(jnp.tensordot(y, h, axes=[[lead + i], [0]]), -1, lead + i)
+    return y.reshape(x.shape)
+
+
+def _srht_apply_block(x, signs, rows, m):
+    """One SRHT block: x: (batch, d_in) -> (batch, len(rows))."""
+    d_pad = _padded(x.shape[1])
+    xs = (x * signs).astype(jnp.float32)
+    xs = jnp.pad(xs, ((0, 0), (0, d_pad - x.shape[1])))
+    return jnp.take(_fwht(xs), rows, axis=1) * jnp.float32(1.0 / math.sqrt(m))
+
+
+def _srht_apply(x, params: SRHTParams):
+    d_pad, m = params.padded, params.m
+    nb = params.signs.shape[0]
+    rows = jnp.pad(params.rows, (0, nb * d_pad - m)).reshape(nb, d_pad)
+    out = lax.map(lambda sr: _srht_apply_block(x, sr[0], sr[1], m), (params.signs, rows))
+    return jnp.moveaxis(out, 0, 1).reshape(x.shape[0], -1)[:, :m]
+
+
+def apply_srht(x: jax.Array, params: SRHTParams) -> jax.Array:
+    """Apply an SRHT. x: (batch, d_in) -> (batch, m), O(batch m log d) via a fast WHT."""
+    _check_x(x, params.d_in)
+    return jax.jit(_srht_apply)(x, params)
+
+
+# ---- project / expand_and_sparsify ----------------------------------------------------------
+
+
+def _kind_args(kind: str, d_in: int, kind_args: dict) -> tuple:
+    """Validated, hashable kind arguments: (dtype, density, c) as used by the kind."""
+    _checks.one_of("kind", kind, KINDS)
+    allowed = {"gaussian": {"dtype"}, "sparse_sign": {"dtype", "density"}, "fly": {"c"}}
+    extra = set(kind_args) - allowed.get(kind, set())
+    if extra:
+        raise ValueError(f"kind_args {sorted(extra)} are not accepted by kind={kind!r}")
+    dtype = jnp.dtype(kind_args.get("dtype", jnp.float32))
+    density = _density(kind_args.get("density"), d_in) if kind == "sparse_sign" else None
+    c = None
+    if kind == "fly":
+        if "c" not in kind_args:
+            raise ValueError("kind='fly' needs c, the number of inputs per unit, got none")
+        c = _checks.int_in_range("c", kind_args["c"], 1, d_in)
+    return dtype, density, c
+
+
+def _params(key, kind, d_in, m, args):
+    """The materialized projection of `kind` (what the public generators return)."""
+    dtype, density, c = args
+    if kind == "gaussian":
+        return _gaussian(key, d_in, m, dtype)
+    if kind == "sparse_sign":
+        return _sparse_sign(key, d_in, m, density, dtype)
+    if kind == "fly":
+        return _fly(key, d_in, m, c)
+    return _srht(key, d_in, m)
+
+
+def _apply(x, kind, params):
+    if kind == "fly":
+        return _fly_apply(x, params)
+    if kind == "srht":
+        return _srht_apply(x, params)
+    return x @ params
+
+
+def _step(key, x, kind, m, args, first_block, n_blocks):
+    """Output units of canonical blocks first_block ... first_block + n_blocks - 1."""
+    d_in = x.shape[1]
+    dtype, density, c = args
+    keys = _block_keys(key, first_block, n_blocks)
+    if kind == "gaussian":
+        w = jax.vmap(lambda kb: _gaussian_block(kb, d_in, m, dtype))(keys)
+        return x @ jnp.moveaxis(w, 0, 1).reshape(d_in, -1)
+    if kind == "sparse_sign":
+        w = jax.vmap(lambda kb: _sparse_sign_block(kb, d_in, m, density, dtype))(keys)
+        return x @ jnp.moveaxis(w, 0, 1).reshape(d_in, -1)
+    if kind == "fly":
+        idx = jax.vmap(lambda kb: _fly_block(kb, d_in, c))(keys)
+        return _fly_apply(x, idx.reshape(-1, c))
+    signs, rows = jax.vmap(lambda kb: _srht_block(kb, d_in))(keys)
+    out = lax.map(lambda sr: _srht_apply_block(x, sr[0], sr[1], m), (signs, rows))
+    return jnp.moveaxis(out, 0, 1).reshape(x.shape[0], -1)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5))
+def _project(key, x, m, kind, block_size, args):
+    d_in = x.shape[1]
+    if block_size is None:
+        return _apply(x, kind, _params(key, kind, d_in, m, args))
+    per_step = block_size // _canonical(kind, d_in)
+    steps = -(-m // block_size)
+    out = lax.map(lambda s: _step(key, x, kind, m, args, s * per_step, per_step), jnp.arange(steps))
+    return jnp.moveaxis(out, 0, 1).reshape(x.shape[0], -1)[:, :m]
+
+
+def _check_block_size(block_size, kind: str, d_in: int):
+    if block_size is None:
+        return None
+    block_size = _checks.positive_int("block_size", block_size)
+    canon = _canonical(kind, d_in)
+    if block_size % canon:
+        raise ValueError(
+            f"block_size must be a multiple of {canon} (the canonical block of kind={kind!r} "
+            f"for d_in={d_in}), got {block_size}"
+        )
+    return block_size
+
+
+def project(
+    key: jax.Array,
+    x: jax.Array,
+    m: int,
+    kind: str = "gaussian",
+    block_size: int | None = None,
+    **kind_args,
+) -> jax.Array:
+    """Random projection of x: (batch, d_in) -> (batch, m), generated from `key`.
+
+    kind: "gaussian" | "sparse_sign" (kind_args: density, dtype) | "fly" (kind_args: c) |
+    "srht". Equals applying the public generator's matrix for the same key. With block_size
+    (a multiple of 256, or of the padded d_in for srht) the matrix is regenerated block by
+    block inside lax.map, so memory holds one block of it: the result equals the unblocked
+    one (bit for bit for fly and srht; to float rounding for the dense kinds, whose matmul
+    may sum in another order).
+    """
+    _check_x(x)
+    m = _checks.positive_int("m", m)
+    args = _kind_args(kind, x.shape[1], kind_args)
+    block_size = _check_block_size(block_size, kind, x.shape[1])
+    return _project(key, x, m, kind, block_size, args)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 4, 5, 6, 7))
+def _expand_and_sparsify(key, x, m, k, kind, binary, block_size, args):
+    """k: int32 scalar, traced (one compilation serves every k)."""
+    mode = "binary" if binary else "values"
+    if block_size is not None:
+        return _select_rows(_project(key, x, m, kind, block_size, args), k, mode)
+    params = _params(key, kind, x.shape[1], m, args)
+    batch = x.shape[0]
+    rb = max(b for b in range(1, min(batch, _FUSED_ROWS) + 1) if batch % b == 0)
+    if rb == batch or rb < 16:
+        return _select_rows(_apply(x, kind, params), k, mode)
+    # Fused per row block: the projected block is still in cache when it is sparsified.
+    blocks = x.reshape(batch // rb, rb, x.shape[1])
+    out = lax.map(lambda xb: _select_rows(_apply(xb, kind, params), k, mode), blocks)
+    return out.reshape(batch, m)
+
+
+def expand_and_sparsify(
+    key: jax.Array,
+    x: jax.Array,
+    m: int,
+    k: int | float,
+    kind: str = "gaussian",
+    binary: bool = False,
+    block_size: int | None = None,
+    **kind_args,
+) -> jax.Array:
+    """Expand-and-sparsify: random projection to m units, then k-WTA per row.
+
+    x: (batch, d_in) -> (batch, m), `project(key, x, m, kind, block_size, **kind_args)`
+    followed by `kwta` (or `kwta_binary` with binary=True) with k an int in [1, m] or a
+    fraction of m. Exactly k winners per row, ties to the lowest index. Dasgupta et al.,
+    Science 2017; Mukherjee & Huberman, arXiv 2211.14632.
+    """
+    _check_x(x)
+    m = _checks.positive_int("m", m)
+    k = _checks.resolve_count("k", k, m)
+    args = _kind_args(kind, x.shape[1], kind_args)
+    block_size = _check_block_size(block_size, kind, x.shape[1])
+    return _expand_and_sparsify(key, x, m, jnp.int32(k), kind, bool(binary), block_size, args)

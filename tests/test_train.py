@@ -1,0 +1,305 @@
+"""esparse.train: scan training loop, seed vmap, chunking, sharding, checkpoint and resume."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from esparse import checkpoint as ckpt
+from esparse import train as tr
+from esparse.data import Dataset
+
+# Shared set-up, also run by the subprocess that gets killed in the resume test.
+_SETUP = textwrap.dedent(
+    """
+    import jax, jax.numpy as jnp, numpy as np, optax
+    from esparse.data import Dataset
+
+    def init(key):
+        k1, k2 = jax.random.split(key)
+        return {"w1": jax.random.normal(k1, (4, 16)) / 2, "b1": jnp.zeros(16),
+                "w2": jax.random.normal(k2, (16, 3)) / 4}
+
+    def apply(params, x, key, train):
+        h = jnp.tanh(x @ params["w1"] + params["b1"])
+        if train:  # dropout 0.25, so the step keys matter
+            h = h * jax.random.bernoulli(key, 0.75, h.shape) / 0.75
+        return h @ params["w2"]
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 4)).astype(np.float32)
+    y = ((x[:, 0] > 0).astype(np.int32) + (x[:, 1] > 0.5)).astype(np.int32)
+    data = Dataset(*(jnp.asarray(a) for a in (x[:64], y[:64], x[64:], y[64:])))
+    optimizer = optax.adam(0.03)
+    keys = jax.random.split(jax.random.key(0), 4)
+    params = jax.vmap(init)(jax.random.split(jax.random.key(1), 4))
+    kwargs = dict(apply_fn=apply, optimizer=optimizer, steps=40, batch_size=16, log_every=8)
+    """
+)
+_ns: dict = {}
+exec(_SETUP, _ns)
+init, apply, data, optimizer = _ns["init"], _ns["apply"], _ns["data"], _ns["optimizer"]
+KEYS, PARAMS, KW = _ns["keys"], _ns["params"], _ns["kwargs"]
+SEEDS_KW = {**KW, "checkpoint_every": 10}  # segments end mid-epoch; results do not depend on it
+
+
+def _seed(tree, i):
+    return jax.tree.map(lambda a: a[i], tree)
+
+
+def _assert_close(a, b, exact=False):
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        if exact:
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+        else:
+            np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """The unchunked, unsharded, unsaved 4-seed run, and one single-seed train()."""
+    return (
+        tr.train_seeds(KEYS, PARAMS, data, **SEEDS_KW),
+        tr.train(KEYS[1], _seed(PARAMS, 1), data, **KW),
+    )
+
+
+def _cross_entropy(params, x, y):
+    logits = np.asarray(apply(params, x, None, False), np.float64)
+    logits -= logits.max(axis=1, keepdims=True)
+    logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    return -logp[np.arange(len(y)), np.asarray(y)].mean()
+
+
+def test_loss_decreases_and_history_matches_numpy(reference):
+    _, one = reference
+    np.testing.assert_array_equal(one.log_steps, [8, 16, 24, 32, 40])
+    assert set(one.history) == {"train_loss", "train_accuracy", "test_loss", "test_accuracy"}
+    start = _cross_entropy(_seed(PARAMS, 1), data.x_train, data.y_train)
+    assert one.history["train_loss"][-1] < 0.6 * start
+    assert one.final["train_accuracy"] >= 0.85
+    end = _cross_entropy(one.params, data.x_train, data.y_train)
+    np.testing.assert_allclose(one.final["train_loss"], end, rtol=1e-5)
+    np.testing.assert_allclose(
+        one.final["test_loss"], _cross_entropy(one.params, data.x_test, data.y_test), rtol=1e-5
+    )
+    acc = np.mean(np.argmax(apply(one.params, data.x_test, None, False), 1) == data.y_test)
+    np.testing.assert_allclose(one.final["test_accuracy"], acc)
+
+
+def test_train_seeds_equals_single_train_calls(reference):
+    many, one = reference
+    assert many.log_steps.shape == (4, 5) and many.history["test_loss"].shape == (4, 5)
+    _assert_close(_seed(many, 1), one)
+    for i in (0, 3):
+        _assert_close(_seed(many, i), tr.train(KEYS[i], _seed(PARAMS, i), data, **KW))
+
+
+def test_chunked_and_sharded_equal_unchunked(reference):
+    many, _ = reference
+    # 12 seeds in chunks of 8 (the last one padded), each chunk sharded over the 8 devices
+    keys12, params12 = jax.tree.map(lambda a: jnp.concatenate([a, a, a]), (KEYS, PARAMS))
+    result = tr.train_seeds(keys12, params12, data, shard=True, chunk_size=8, **SEEDS_KW)
+    assert result.params["w1"].shape == (12, 4, 16)
+    chunk = tr.train_seeds(keys12[:8], _seed(params12, slice(8)), data, shard=True, **SEEDS_KW)
+    assert len(chunk.params["w1"].sharding.device_set) == 8 == len(jax.devices())
+    assert chunk.params["w1"].sharding.spec == jax.sharding.PartitionSpec("seeds")
+    for i in range(3):
+        _assert_close(jax.tree.map(lambda a, i=i: a[4 * i : 4 * i + 4], result), many)
+    with pytest.raises(ValueError, match="keys=4 .* divisible by the 8 devices"):
+        tr.train_seeds(KEYS, PARAMS, data, shard=True, **SEEDS_KW)
+    with pytest.raises(ValueError, match="chunk_size=4 .* divisible"):
+        tr.train_seeds(keys12, params12, data, shard=True, chunk_size=4, **SEEDS_KW)
+
+
+def test_mask_keeps_weights_exactly_zero_with_per_seed_labels():
+    mask = jax.tree.map(lambda p: jnp.arange(p.size).reshape(p.shape) % 3 != 0, PARAMS)
+    labels = jax.vmap(lambda k: jax.random.randint(k, (64,), 0, 3))(KEYS)
+    per_seed = Dataset(
+        jnp.broadcast_to(data.x_train, (4, 64, 4)), labels,
+        jnp.broadcast_to(data.x_test, (4, 32, 4)), jnp.broadcast_to(data.y_test, (4, 32)),
+    )  # fmt: skip
+    result = tr.train_seeds(KEYS, PARAMS, per_seed, data_per_seed=True, mask=mask, **SEEDS_KW)
+    for p, m, p0 in zip(*(jax.tree.leaves(t) for t in (result.params, mask, PARAMS)), strict=True):
+        assert np.all(np.asarray(p)[~np.asarray(m)] == 0.0)
+        assert np.all(np.asarray(p)[np.asarray(m)] != np.asarray(p0)[np.asarray(m)])
+    for i in range(4):  # every seed was evaluated on its own labels
+        own = _cross_entropy(_seed(result.params, i), data.x_train, labels[i])
+        np.testing.assert_allclose(result.final["train_loss"][i], own, rtol=1e-5)
+
+
+def _linear(w, x, key, train):
+    return x @ w
+
+
+def _visits(sampling, n, batch_size, steps, log_every):
+    """Min and max number of minibatch visits per sample, logged every log_every steps.
+
+    x = one-hot rows, loss -mean(x @ w) and sgd(1): each visit adds 1/batch_size to w[i].
+    """
+    onehot = jnp.eye(n)
+    ds = Dataset(onehot, jnp.zeros((n,)), onehot, jnp.zeros((n,)))
+    result = tr.train(
+        jax.random.key(5), jnp.zeros((n, 1)), ds, apply_fn=_linear, optimizer=optax.sgd(1.0),
+        steps=steps, batch_size=batch_size, loss=lambda out, y: -jnp.mean(out),
+        sampling=sampling, log_every=log_every,
+        metrics={"least": lambda w, d: jnp.min(w) * batch_size,
+                 "most": lambda w, d: jnp.max(w) * batch_size},
+    )  # fmt: skip
+    assert set(result.history) == {"train_loss", "test_loss", "least", "most"}  # no accuracy
+    return np.asarray(result.history["least"]), np.asarray(result.history["most"]), result
+
+
+def test_shuffle_visits_each_sample_once_per_epoch():
+    least, most, _ = _visits("shuffle", 12, 4, 9, 3)  # 3 batches per epoch
+    np.testing.assert_array_equal(least, [1, 2, 3])
+    np.testing.assert_array_equal(most, [1, 2, 3])
+    _, _, partial = _visits("shuffle", 10, 4, 2, 2)  # 2 batches per epoch, 2 samples dropped
+    assert sorted((np.asarray(partial.params[:, 0]) * 4).tolist()) == [0.0] * 2 + [1.0] * 8
+    least, most, _ = _visits("replace", 12, 4, 30, 30)
+    assert least[-1] < 10 < most[-1]
+
+
+class TrainJitTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_train_is_jittable_and_mse_one_hot_has_accuracy(self):
+        one_hot = Dataset(data.x_train, jax.nn.one_hot(data.y_train, 3), data.x_test,
+                          jax.nn.one_hot(data.y_test, 3))  # fmt: skip
+
+        @self.variant
+        def run(key, params, ds):
+            return tr.train(
+                key, params, ds, apply_fn=_linear, optimizer=optimizer, steps=10, batch_size=16,
+                loss="mse", log_every=4,
+            )  # fmt: skip
+
+        result = run(KEYS[0], jnp.zeros((4, 3)), one_hot)
+        np.testing.assert_array_equal(result.log_steps, [4, 8, 10])
+        out = data.x_test @ result.params
+        np.testing.assert_allclose(
+            result.final["test_loss"], np.mean((out - one_hot.y_test) ** 2), rtol=1e-5
+        )
+        acc = np.mean(np.argmax(out, 1) == data.y_test)
+        np.testing.assert_allclose(result.final["test_accuracy"], acc)
+
+
+def test_no_retrace_on_second_call():
+    w = jnp.zeros((4, 4, 3))
+    small = dict(apply_fn=_linear, optimizer=optimizer, steps=5, batch_size=8, sampling="replace")
+
+    # one compile traces the metrics twice: for the history's shapes, and in the scan
+    @chex.assert_max_traces(n=2)
+    def norm(params, ds):
+        return jnp.sum(params**2)
+
+    first = tr.train_seeds(KEYS, w, data, metrics={"sq": norm}, **small)
+    second = tr.train_seeds(KEYS, w, data, metrics={"sq": norm}, **small)
+    _assert_close(first, second, exact=True)
+    np.testing.assert_allclose(first.final["sq"], jnp.sum(first.params**2, (1, 2)), rtol=1e-6)
+
+
+_KILLED_RUN = _SETUP + textwrap.dedent(
+    """
+    import os, sys
+    from esparse import checkpoint, train
+    save = checkpoint.save
+
+    def save_then_die(*args, **kwargs):
+        save(*args, **kwargs)
+        os._exit(17)  # killed right after the first checkpoint, no clean-up
+
+    checkpoint.save = save_then_die
+    train.train_seeds(keys, params, data, checkpoint_dir=sys.argv[1], checkpoint_every=10,
+                      **kwargs)
+    """
+)
+
+
+def test_killed_run_resumes_bit_identical(tmp_path, monkeypatch, reference):
+    killed, fresh = str(tmp_path / "killed"), str(tmp_path / "fresh")
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run([sys.executable, "-c", _KILLED_RUN, killed], env=env, timeout=120)
+    assert proc.returncode == 17
+    assert ckpt.latest_step(killed) == 10
+
+    saved = []
+    save = ckpt.save
+    monkeypatch.setattr(ckpt, "save", lambda d, s, *a: (saved.append(s), save(d, s, *a)))
+    args = SEEDS_KW
+    resumed = tr.train_seeds(KEYS, PARAMS, data, checkpoint_dir=killed, **args)
+    assert saved == [20, 30, 40]  # resumed after step 10 (mid-epoch), did not start over
+    uninterrupted = tr.train_seeds(KEYS, PARAMS, data, checkpoint_dir=fresh, **args)
+    _assert_close(resumed, uninterrupted, exact=True)
+    _assert_close(resumed, reference[0], exact=True)
+    saved.clear()  # a finished run returns from its last checkpoint without training
+    _assert_close(tr.train_seeds(KEYS, PARAMS, data, checkpoint_dir=fresh, **args),
+                  uninterrupted, exact=True)  # fmt: skip
+    assert saved == []
+
+    with pytest.raises(ValueError, match="checkpoint_dir .*another run"):
+        tr.train_seeds(KEYS, PARAMS, data, checkpoint_dir=fresh, **{**args, "batch_size": 8})
+    for root, _, files in os.walk(os.path.join(fresh, "40", "state")):
+        for name in files:
+            with open(os.path.join(root, name), "wb") as f:
+                f.write(b"garbage")
+    with pytest.raises(ValueError, match="checkpoint_dir .*corrupt"):
+        tr.train_seeds(KEYS, PARAMS, data, checkpoint_dir=fresh, **args)
+    assert ckpt.latest_step(fresh) == 40  # nothing was overwritten or added
+
+
+def test_vmap_seeds_matches_loop_chunked_and_sharded():
+    def fn(key, x, scale):
+        return {"y": scale * (x @ jax.random.normal(key, (4, 2))), "n": jnp.sum(x)}
+
+    keys = jax.random.split(jax.random.key(3), 8)
+    x, scales = data.x_test[:5], jnp.arange(8.0)
+    want = [fn(keys[i], x, scales[i]) for i in range(8)]
+    for kwargs in ({}, {"chunk_size": 3}, {"shard": True}):
+        got = tr.vmap_seeds(fn, keys, x, scales, in_axes=(None, 0), **kwargs)
+        for i in range(8):
+            _assert_close(_seed(got, i), want[i])
+    with pytest.raises(ValueError, match="in_axes"):
+        tr.vmap_seeds(fn, keys, x, scales, in_axes=(None, 1))
+    with pytest.raises(ValueError, match=r"args\[1\] .*leading seed axis of 8"):
+        tr.vmap_seeds(fn, keys, x, scales[:3], in_axes=(None, 0))
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"steps": 0}, "steps must be a positive int, got 0"),
+        ({"batch_size": 65}, "batch_size must be at most .*64.*got 65"),
+        ({"log_every": -1}, "log_every"),
+        ({"loss": "hinge"}, "loss must be one of .*'hinge'"),
+        ({"sampling": "bootstrap"}, "sampling must be one of .*'bootstrap'"),
+        ({"metrics": {"train_loss": jnp.sum}}, "metrics"),
+        ({"optimizer": "adam"}, "optimizer"),
+        ({"chunk_size": 0}, "chunk_size must be a positive int, got 0"),
+        ({"checkpoint_dir": "/tmp/x"}, "checkpoint_every must be given"),
+        ({"mask": {"w1": True}}, "mask must have the tree structure"),
+    ],
+)
+def test_bad_inputs_raise(change, match):
+    with pytest.raises(ValueError, match=match):
+        tr.train_seeds(KEYS, PARAMS, data, **{**KW, **change})
+
+
+def test_bad_data_and_params_raise():
+    short = data._replace(y_train=data.y_train[:50])
+    with pytest.raises(ValueError, match="data.x_train and data.y_train .* 64 and 50"):
+        tr.train(KEYS[0], _seed(PARAMS, 0), short, **KW)
+    nan = data._replace(x_test=data.x_test.at[0, 0].set(jnp.nan))
+    with pytest.raises(ValueError, match="data.x_test holds 1 NaN"):
+        tr.train(KEYS[0], _seed(PARAMS, 0), nan, **KW)
+    with pytest.raises(ValueError, match="params leaves must have a leading seed axis of 3"):
+        tr.train_seeds(KEYS[:3], PARAMS, data, **KW)
+    with pytest.raises(ValueError, match="data must be an esparse.data.Dataset"):
+        tr.train(KEYS[0], _seed(PARAMS, 0), tuple(data), **KW)
