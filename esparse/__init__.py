@@ -1,7 +1,7 @@
 """esparse: expand-and-sparsify kernels in JAX, and the tools to test why neural networks work.
 
 Submodules (imported on first use): data, projection, sparsify, masks, nn, train, checkpoint,
-features, readout, meanfield, info, stats.
+features, hashing, readout, meanfield, info, stats.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ _SUBMODULES = (
     "checkpoint",
     "data",
     "features",
+    "hashing",
     "info",
     "masks",
     "meanfield",

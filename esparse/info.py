@@ -17,7 +17,7 @@ from jax.scipy.special import digamma
 
 from esparse import _checks
 
-__all__ = ["mutual_information"]
+__all__ = ["mutual_information", "pca_scores"]
 
 _METHODS = ("ksg", "gaussian", "discrete")
 
@@ -125,3 +125,27 @@ def mutual_information(
         raise ValueError(f"x needs at least k + 1 = {k + 1} rows for KSG, got n={n}")
     block_size = _checks.positive_int("block_size", block_size)
     return _ksg(x, y, k, min(block_size, n))
+
+
+@functools.partial(jax.jit, static_argnames="n_components")
+def _pca_scores(x, n_components: int):
+    xc = x - jnp.mean(x, axis=0)
+    _, s, vt = jnp.linalg.svd(xc, full_matrices=False)
+    scores = xc @ vt[:n_components].T
+    return scores / (jnp.std(scores, axis=0) + 1e-6 * (s[0] / jnp.sqrt(x.shape[0]) + 1e-12))
+
+
+def pca_scores(x: jax.Array, n_components: int) -> jax.Array:
+    """Standardised principal-component scores: x (n, d) -> (n, n_components).
+
+    The centred rows of x are projected on their top `n_components` principal directions (SVD)
+    and each score is divided by its standard deviation (plus 1e-6 of the top component's, so a
+    zero-variance direction stays finite), the preprocessing KSG needs on wide layers (it is not
+    scale invariant and suffers in high dimension). n_components must not exceed min(n, d).
+    Traceable (usable inside jit / vmap).
+    """
+    x = _checks.ndim("x", jnp.asarray(x), 2)
+    n_components = _checks.positive_int("n_components", n_components)
+    if n_components > min(x.shape):
+        raise ValueError(f"n_components must be <= min(n, d) = {min(x.shape)}, got {n_components}")
+    return _pca_scores(x.astype(jnp.result_type(x.dtype, jnp.float32)), n_components)

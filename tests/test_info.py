@@ -8,7 +8,7 @@ import pytest
 from absl.testing import parameterized
 from sklearn.feature_selection import mutual_info_regression
 
-from esparse.info import mutual_information
+from esparse.info import mutual_information, pca_scores
 
 
 def _gaussian_pair(rho, d, n, seed=0):
@@ -87,3 +87,19 @@ def test_bad_input_raises():
         mutual_information(x, y, method="discrete")
     with pytest.raises(ValueError, match="x must be 2-D"):
         mutual_information(np.zeros((4, 2, 2)), np.zeros(4))
+
+
+def test_pca_scores_standardised_and_match_sklearn():
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((500, 6)) @ rng.standard_normal((6, 6))).astype(np.float32)
+    z = np.asarray(pca_scores(x, 3))
+    assert z.shape == (500, 3)
+    np.testing.assert_allclose(z.std(axis=0), 1.0, atol=1e-4)
+    np.testing.assert_allclose(z.mean(axis=0), 0.0, atol=1e-4)
+    ref = PCA(3).fit_transform(x)
+    ref = ref / ref.std(axis=0)
+    np.testing.assert_allclose(np.abs(np.sum(z * ref, axis=0)) / 500, 1.0, atol=1e-3)
+    with pytest.raises(ValueError, match="n_components"):
+        pca_scores(x, 7)

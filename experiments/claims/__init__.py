@@ -8,6 +8,16 @@ from experiments.core import Claim
 
 CLAIM_MODULES = {
     "es-expansion": "es_expansion",
+    "flyhash-search": "flyhash_search",
+    "random-net": "random_net",
+    "lottery-ticket": "lottery_ticket",
+    "supermask": "supermask",
+    "dropout": "dropout",
+    "random-labels": "random_labels",
+    "double-descent": "double_descent",
+    "feature-repopulation": "feature_repopulation",
+    "rf-single-neuron": "rf_single_neuron",
+    "layer-mi": "layer_mi",
 }
 
 
