@@ -33,7 +33,7 @@ class Config:
 
 
 CONFIGS = {
-    "smoke": Config(seeds=3, width=128, steps=200, log_every=50, num_samples=1000),
+    "smoke": Config(seeds=3, width=64, steps=100, log_every=50, num_samples=1000),
     "quick": Config(seeds=8, steps=600, batch_size=32, log_every=150),
     "full": Config(seeds=32, steps=10000, log_every=500),
 }

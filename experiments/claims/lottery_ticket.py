@@ -46,7 +46,7 @@ class Config:
 
 
 CONFIGS = {
-    "smoke": Config(seeds=3, width=64, rounds=2, steps=100, num_samples=1000),
+    "smoke": Config(seeds=3, width=32, rounds=1, steps=50, batch_size=50, num_samples=1000),
     "quick": Config(seeds=8, rounds=8, steps=600, batch_size=64),
     "full": Config(seeds=32, rounds=15, steps=3000),
 }

@@ -45,7 +45,7 @@ class Config:
 
 
 CONFIGS = {
-    "smoke": Config(seeds=3, dims=(4, 16, 64), n_train=1000, n_features=256, steps=300),
+    "smoke": Config(seeds=3, dims=(4, 16), n_train=500, n_features=128, steps=200),
     "quick": Config(seeds=8),
     "full": Config(seeds=32, n_train=20000, n_test=5000, n_features=4096, steps=5000),
 }

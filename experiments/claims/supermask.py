@@ -44,7 +44,7 @@ class Config:
 
 CONFIGS = {
     "smoke": Config(seeds=3, widths=(16, 32, 64), steps=100, log_every=50, num_samples=1000),
-    "quick": Config(seeds=8, steps=600, batch_size=64, log_every=200),
+    "quick": Config(seeds=8, steps=150, batch_size=64, log_every=150),
     "full": Config(seeds=32, widths=(64, 128, 256, 512, 1024, 2048), steps=5000),
 }
 
