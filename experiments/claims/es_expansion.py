@@ -71,7 +71,8 @@ def run(keys, config: Config) -> dict:
         m = r * d
         k = max(1, round(config.keep_fraction * m))
         fn = jax.jit(jax.vmap(_accuracies, in_axes=(0, None, None, None)), static_argnums=(2, 3))
-        per_ratio.append(fn(keys, ds, m, k))
+        # one ratio at a time: block before dispatching the next, to bound memory and threads
+        per_ratio.append(jax.tree.map(np.asarray, fn(keys, ds, m, k)))
     raw = jax.jit(jax.vmap(_raw_accuracy, in_axes=(0, None)))(keys, ds)
     stack = {
         name: np.stack([np.asarray(p[name]) for p in per_ratio], axis=1) for name in per_ratio[0]
