@@ -28,7 +28,8 @@ def test_claim_runs_at_smoke_scale(claim_id, out_dir):
         c["outcome"] in {"pass", "fail", "inconclusive"} for c in saved["checks"]
     )
     for name, values in saved["metrics"].items():
-        assert len(values) == saved["seeds"], name
+        # per seed, or per pair of seeds for between-seed distances
+        assert len(values) in (saved["seeds"], saved["seeds"] // 2), name
     assert (out_dir / f"{claim_id}.png").read_bytes()[:4] == b"\x89PNG"
     assert claim.config("full").seeds >= 32 and claim.config("quick").seeds >= 8
 
