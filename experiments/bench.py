@@ -311,10 +311,187 @@ def _first_call_ms(fn) -> float:
     return 1e3 * (time.perf_counter() - start)
 
 
+# --------------------------------------------------------------------------- masked training
+
+MASK_SIZES, MASK_STEPS, MASK_BATCH, MASK_DENSITY = (40, 1024, 1024, 10), 300, 128, 0.2
+
+
+def _torch_mlp(sizes: tuple[int, ...]):
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(torch.nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(torch.nn.ReLU())
+    return torch.nn.Sequential(*layers)
+
+
+def _torch_masked_steps(model, masks, x, y, order, steps: int, batch: int) -> None:
+    """`steps` Adam steps of the masked torch MLP (weights and their updates masked, the
+    usual hand-written torch recipe), minibatches in the order of `order`."""
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    weights = [m.weight for m in model if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        for w, m in zip(weights, masks, strict=True):
+            w.mul_(m)
+    for step in range(steps):
+        idx = order[step * batch : (step + 1) * batch]
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+        opt.step()
+        with torch.no_grad():
+            for w, m in zip(weights, masks, strict=True):
+                w.mul_(m)
+
+
+def _torch_imp(model, x, y, order, rounds: int, steps: int, batch: int) -> list:
+    """IMP with rewinding in torch: train, prune 20% of each layer's remaining weights by
+    magnitude (kthvalue), rewind to the initial weights; `rounds` + 1 trainings."""
+    linears = [m for m in model if isinstance(m, torch.nn.Linear)]
+    theta0 = [lin.weight.detach().clone() for lin in linears]
+    masks = [torch.ones_like(w) for w in theta0]
+    for _ in range(rounds + 1):
+        with torch.no_grad():
+            for lin, w0 in zip(linears, theta0, strict=True):
+                lin.weight.copy_(w0)
+        _torch_masked_steps(model, masks, x, y, order, steps, batch)
+        with torch.no_grad():
+            for i, lin in enumerate(linears):
+                alive = lin.weight.abs()[masks[i].bool()]
+                n_prune = int(round(0.2 * alive.numel()))
+                cut = torch.kthvalue(alive, n_prune).values
+                masks[i] = masks[i] * (lin.weight.abs() > cut)
+    return masks
+
+
+def masked() -> list[dict]:
+    """Masked MLP training on MNIST-1D (40-1024-1024-10, Adam, batch 128, 300 steps, 20% of
+    each weight matrix kept): esparse (`train` with a mask, which uses `keep_pruned_zero`)
+    vs the same unmasked, vs torch CPU masked; then IMP rounds (esparse's one `lax.scan`
+    over rounds vs a torch loop)."""
+    import optax
+
+    from esparse import data, masks, nn, train
+
+    g = "masked"
+    ds = data.mnist1d()
+    model = nn.mlp(MASK_SIZES)
+    key = jax.random.key(0)
+    params = model.init(key)
+    prunable = nn.kernel_mask_spec(params)
+    mask = masks.random_mask(jax.random.key(1), params, MASK_DENSITY, prunable=prunable)
+    kwargs = dict(
+        apply_fn=model.apply,
+        optimizer=optax.adam(1e-3),
+        steps=MASK_STEPS,
+        batch_size=MASK_BATCH,
+        log_every=MASK_STEPS,
+    )
+    run = jax.jit(lambda k, p, d, m: train.train(k, p, d, mask=m, **kwargs).params)
+    run_dense = jax.jit(lambda k, p, d: train.train(k, p, d, **kwargs).params)
+    masked_ms = timed(lambda: run(key, params, ds, mask), 3)
+    dense_ms = timed(lambda: run_dense(key, params, ds), 3)
+    name = f"{MASK_STEPS} Adam steps MLP 40-1024-1024-10, 20% kept"
+    rows = [row(g, name, masked_ms, "esparse dense", dense_ms, None, "masking overhead")]
+
+    rounds = 3
+    imp_steps = 100
+    imp_kwargs = dict(kwargs, steps=imp_steps, log_every=imp_steps)
+
+    def train_fn(k, p, m):
+        result = train.train(k, p, ds, mask=m, **imp_kwargs)
+        return result.params, result.final
+
+    imp = jax.jit(
+        lambda k, p: (
+            masks.imp(
+                k, p, train_fn, rounds=rounds, prune_fraction=0.2, prunable=prunable
+            ).densities
+        )
+    )
+    imp_ms = timed(lambda: imp(key, params), 3)
+    imp_name = f"IMP {rounds} rounds (+1 train) of {imp_steps} steps"
+    if torch is None:
+        rows.append(row(g, name, masked_ms, "torch", None, None, "not importable"))
+        rows.append(row(g, imp_name, imp_ms, "torch", None, None, "not importable"))
+        return rows
+    torch.manual_seed(0)
+    tmodel = _torch_mlp(MASK_SIZES)
+    xt = torch.from_numpy(np.asarray(ds.x_train))
+    yt = torch.from_numpy(np.asarray(ds.y_train).astype(np.int64))
+    order = torch.cat(
+        [torch.randperm(len(xt)) for _ in range(MASK_STEPS * MASK_BATCH // len(xt) + 1)]
+    )
+    tmasks = [
+        torch.from_numpy(np.asarray(m, dtype=np.float32).T)
+        for m in jax.tree_util.tree_leaves(mask)
+        if m.ndim == 2
+    ]
+    torch_ms = timed(lambda: _torch_masked_steps(tmodel, tmasks, xt, yt, order, MASK_STEPS, 128), 3)
+    rows.append(row(g, name, masked_ms, "torch", torch_ms, None, "torch: mask after each step"))
+    torch_imp_ms = timed(lambda: _torch_imp(tmodel, xt, yt, order, rounds, imp_steps, 128), 3)
+    note = f"{(rounds + 1) / imp_ms * 1e3:.2f} trainings/s esparse"
+    rows.append(row(g, imp_name, imp_ms, "torch", torch_imp_ms, None, note))
+    return rows
+
+
+# --------------------------------------------------------------------------- analysis
+
+
+def _solve_vs_sklearn(ours, peer, phi, y) -> tuple[float, float, float]:
+    """ms of ours(phi, y), ms of peer.fit on the same arrays, max |weight difference|."""
+    phin, yn = np.asarray(phi), np.asarray(y)
+    ms = timed(lambda: ours(phi, y), 3)
+    peer_ms = timed(lambda: peer.fit(phin, yn), 3)
+    return ms, peer_ms, float(np.max(np.abs(np.asarray(ours(phi, y)) - peer.coef_.T)))
+
+
+def analysis() -> list[dict]:
+    """Random-feature solves and mutual information vs scikit-learn on the same inputs:
+    ridge (n=4000, N=2048 random ReLU features, 10 one-hot targets) vs sklearn Ridge;
+    min-norm least squares (n=1000, N=2000) vs sklearn LinearRegression (scipy lstsq); KSG
+    mutual information (n=4000, k=3, 1-D) vs sklearn mutual_info_regression."""
+    from sklearn.feature_selection import mutual_info_regression
+    from sklearn.linear_model import LinearRegression, Ridge
+
+    from esparse import features, info
+
+    g = "analysis"
+    rows = []
+    rng = np.random.default_rng(0)
+    for n, n_feat, what in ((4000, 2048, "ridge"), (1000, 2000, "min-norm")):
+        x = jnp.asarray(rng.standard_normal((n, 40), dtype=np.float32))
+        phi = features.random_relu_features(jax.random.key(0), x, n_feat)
+        y = jax.nn.one_hot(jnp.asarray(rng.integers(0, 10, n)), 10)
+        if what == "ridge":
+            ours = jax.jit(lambda a, b: features.ridge(a, b, 1.0))
+            peer, peer_name = Ridge(alpha=1.0, fit_intercept=False), "sklearn Ridge"
+        else:
+            ours = jax.jit(features.min_norm_lstsq)
+            peer, peer_name = LinearRegression(fit_intercept=False), "sklearn LinReg"
+        ms, peer_ms, diff = _solve_vs_sklearn(ours, peer, phi, y)
+        name = f"{what} n={n} N={n_feat} (10 targets, f32)"
+        rows.append(row(g, name, ms, peer_name, peer_ms, None, f"max |dw| {diff:.1e}"))
+    n = 4000
+    x = rng.standard_normal(n)
+    y = np.tanh(x) + 0.5 * rng.standard_normal(n)
+    xs, ys = (jnp.asarray((v / v.std()).astype(np.float32)) for v in (x, y))
+    mi = jax.jit(lambda a, b: info.mutual_information(a, b, k=3))
+    ms = timed(lambda: mi(xs, ys), 3)
+
+    def peer_mi():
+        return mutual_info_regression(x[:, None], y, n_neighbors=3, random_state=0)[0]
+
+    note = f"MI {float(mi(xs, ys)):.4f} vs {peer_mi():.4f} nats"
+    rows.append(row(g, f"KSG MI n={n}, k=3, 1-D", ms, "sklearn MI", timed(peer_mi, 3), None, note))
+    return rows
+
+
 GROUPS: dict[str, Callable[[], list[dict]]] = {
     "ceiling": ceiling,
     "kernels": kernels,
+    "masked": masked,
     "seeds": seeds,
+    "analysis": analysis,
 }
 
 

@@ -70,6 +70,24 @@ class Claim:
         return cfg if seeds is None else dataclasses.replace(cfg, seeds=seeds)
 
 
+def rises_and_beats_raw(
+    grid_name: str, grid, accuracy: np.ndarray, raw_accuracy: np.ndarray
+) -> tuple[float, stats.Interval, list[stats.Check]]:
+    """The shared criterion of es-expansion and random-net.
+
+    accuracy: (seeds, grid) test accuracies of the features; raw_accuracy: (seeds,) the linear
+    readout of the raw input. Checks Spearman rho(grid, mean accuracy) >= 0.9 and that the last
+    grid point beats the raw readout (paired 95% CI above 0). Returns (rho, gain, checks).
+    """
+    rho = stats.spearman(grid, accuracy.mean(axis=0))
+    gain = stats.paired_ci(accuracy[:, -1], raw_accuracy)
+    checks = [
+        stats.at_least(f"accuracy rises with {grid_name} (Spearman rho)", rho, 0.9),
+        stats.ci_above(f"gain over raw linear readout at {grid_name}={grid[-1]}", gain, 0.0),
+    ]
+    return rho, gain, checks
+
+
 def interval(values) -> dict:
     """Mean and 95% t-interval of per-seed values, as a JSON-ready dict."""
     return stats.mean_ci(np.asarray(values)).to_dict()

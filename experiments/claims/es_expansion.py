@@ -24,6 +24,7 @@ from experiments.core import (
     errorbar,
     grid_intervals,
     interval,
+    rises_and_beats_raw,
     save_figure,
     subplots,
 )
@@ -95,12 +96,7 @@ def evaluate(metrics: dict, config: Config) -> Evaluation:
         metrics["dense_relu_accuracy"],
         metrics["raw_accuracy"],
     )
-    rho = stats.spearman(config.ratios, sparse.mean(axis=0))
-    gain = stats.paired_ci(sparse[:, -1], raw)
-    checks = [
-        stats.at_least("accuracy rises with r (Spearman rho)", rho, 0.9),
-        stats.ci_above(f"gain over raw linear readout at r={config.ratios[-1]}", gain, 0.0),
-    ]
+    rho, gain, checks = rises_and_beats_raw("r", config.ratios, sparse, raw)
     dense_gain = stats.paired_ci(sparse[:, -1], dense[:, -1])
     summary = {
         "ratios": list(config.ratios),

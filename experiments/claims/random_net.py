@@ -26,6 +26,7 @@ from experiments.core import (
     errorbar,
     grid_intervals,
     interval,
+    rises_and_beats_raw,
     save_figure,
     subplots,
 )
@@ -104,12 +105,7 @@ def evaluate(metrics: dict, config: Config) -> Evaluation:
         metrics["raw_accuracy"],
         metrics["trained_mlp_accuracy"],
     )
-    rho = stats.spearman(config.widths, acc.mean(axis=0))
-    gain = stats.paired_ci(acc[:, -1], raw)
-    checks = [
-        stats.at_least("accuracy rises with width (Spearman rho)", rho, 0.9),
-        stats.ci_above(f"gain over raw linear readout at width {config.widths[-1]}", gain, 0.0),
-    ]
+    rho, gain, checks = rises_and_beats_raw("width", config.widths, acc, raw)
     gap = stats.paired_ci(mlp, acc[:, -1])
     summary = {
         "widths": list(config.widths),
