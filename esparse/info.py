@@ -29,6 +29,22 @@ def _as_2d(name: str, v):
     return _checks.ndim(name, v, 2)
 
 
+def _kth_smallest(d: jax.Array, k: int) -> jax.Array:
+    """(rows, n) -> (rows,) k-th smallest value of each row, counting repeats (as top_k does).
+
+    k passes of a row minimum over the values above the last one found: for the small k of
+    KSG this is a few memory passes, where `lax.top_k` sorts on CPU.
+    """
+    found = jnp.full(d.shape[:1], -jnp.inf, d.dtype)
+    seen = jnp.zeros(d.shape[:1], jnp.int32)
+    for _ in range(k):
+        nxt = jnp.min(jnp.where(d > found[:, None], d, jnp.inf), axis=1)
+        take = seen < k
+        found = jnp.where(take, nxt, found)
+        seen = seen + jnp.where(take, jnp.sum(d == nxt[:, None], axis=1, dtype=jnp.int32), 0)
+    return found
+
+
 @functools.partial(jax.jit, static_argnames=("k", "block"))
 def _ksg(x, y, k: int, block: int):
     """KSG algorithm 1 with the max-norm; query rows `block` at a time ((block, n) distances)."""
@@ -47,7 +63,7 @@ def _ksg(x, y, k: int, block: int):
         self_mask = idx[:, None] == jnp.arange(n)[None, :]
         dx = jnp.where(self_mask, jnp.inf, max_norm(xb, x))
         dy = jnp.where(self_mask, jnp.inf, max_norm(yb, y))
-        eps = -jax.lax.top_k(-jnp.maximum(dx, dy), k)[0][:, -1]
+        eps = _kth_smallest(jnp.maximum(dx, dy), k)
         nx = jnp.sum(dx < eps[:, None], axis=1)
         ny = jnp.sum(dy < eps[:, None], axis=1)
         return digamma(nx + 1.0) + digamma(ny + 1.0)

@@ -463,8 +463,8 @@ def analysis() -> list[dict]:
         phi = features.random_relu_features(jax.random.key(0), x, n_feat)
         y = jax.nn.one_hot(jnp.asarray(rng.integers(0, 10, n)), 10)
         if what == "ridge":
-            ours = jax.jit(lambda a, b: features.ridge(a, b, 1.0))
-            peer, peer_name = Ridge(alpha=1.0, fit_intercept=False), "sklearn Ridge"
+            ours = jax.jit(lambda a, b: features.ridge(a, b, 100.0))
+            peer, peer_name = Ridge(alpha=100.0, fit_intercept=False), "sklearn Ridge"
         else:
             ours = jax.jit(features.min_norm_lstsq)
             peer, peer_name = LinearRegression(fit_intercept=False), "sklearn LinReg"

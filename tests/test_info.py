@@ -6,9 +6,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from absl.testing import parameterized
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from sklearn.feature_selection import mutual_info_regression
 
-from esparse.info import mutual_information, pca_scores
+from esparse.info import _kth_smallest, mutual_information, pca_scores
 
 
 def _gaussian_pair(rho, d, n, seed=0):
@@ -103,3 +106,16 @@ def test_pca_scores_standardised_and_match_sklearn():
     np.testing.assert_allclose(np.abs(np.sum(z * ref, axis=0)) / 500, 1.0, atol=1e-3)
     with pytest.raises(ValueError, match="n_components"):
         pca_scores(x, 7)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 6),
+    hnp.arrays(
+        np.int8, st.tuples(st.integers(1, 4), st.integers(6, 30)), elements=st.integers(0, 5)
+    ),
+)
+def test_kth_smallest_counts_repeats_like_a_sort(k, d):
+    # KSG's k-th neighbour distance: ties (repeated distances) count once each, as in a sort
+    ref = np.sort(d.astype(np.float32), axis=1)[:, k - 1]
+    np.testing.assert_array_equal(np.asarray(_kth_smallest(jnp.asarray(d, jnp.float32), k)), ref)

@@ -34,7 +34,9 @@ class Config:
 
 CONFIGS = {
     "smoke": Config(seeds=3, width=64, steps=100, log_every=50, num_samples=1000),
-    "quick": Config(seeds=8, steps=600, batch_size=32, log_every=150),
+    # the protocol's budget (75 epochs): at 600 steps of 32 neither arm was trained (train
+    # accuracy 88% without dropout, 54% with), which compares two unfinished runs
+    "quick": Config(seeds=8, log_every=500),
     "full": Config(seeds=32, steps=10000, log_every=500),
 }
 
