@@ -370,11 +370,15 @@ def _chunks(n_seeds: int, chunk_size: int | None) -> tuple[int, list[int]]:
 
 def _take(tree: PyTree, start: int, size: int, n_seeds: int) -> PyTree:
     """Rows start:start+size of every leaf's seed axis, the last row repeated past n_seeds."""
+    if start == 0 and size == n_seeds:  # one chunk: no gather (each is an op to compile)
+        return tree
     rows = np.minimum(np.arange(start, start + size), n_seeds - 1)
     return jax.tree.map(lambda x: x[rows], tree)
 
 
 def _concat(parts: list[PyTree], n_seeds: int) -> PyTree:
+    if len(parts) == 1 and jax.tree.leaves(parts[0])[0].shape[0] == n_seeds:
+        return parts[0]
     return jax.tree.map(lambda *xs: jnp.concatenate(xs)[:n_seeds], *parts)
 
 
@@ -388,6 +392,9 @@ def _seed_program(kind: str, cfg: _Config, length: int, data_axis: int | None, m
     if kind == "segment":
         fn = jax.vmap(functools.partial(_segment, cfg, length), in_axes=(0, 0, data_axis, 0, None))
         return jax.jit(fn, out_shardings=seeds, donate_argnums=0)
+    if kind == "whole":  # init, every step and result in one program: one compilation
+        fn = jax.vmap(functools.partial(_train, cfg), in_axes=(0, 0, data_axis, 0))
+        return jax.jit(fn, out_shardings=seeds)
     return jax.jit(jax.vmap(functools.partial(_result, cfg)), out_shardings=seeds)
 
 
@@ -451,7 +458,9 @@ def train_seeds(
     closed over by functions, like a learning rate, are not covered, so give each
     configuration its own directory) or a corrupt checkpoint raises ValueError.
     checkpoint_every without a directory only segments the run (for the progress bar).
-    progress: a tqdm bar over steps, updated per segment; shown only on a terminal.
+    progress: a tqdm bar over steps (times chunks), updated per chunk and segment; shown only
+    on a terminal. Unsharded and without checkpoints or segments, each chunk runs as one
+    compiled program (initialisation, scan over steps and result together).
     Returns a `TrainResult` whose every leaf has a leading seed axis S.
     """
     n_train = _check_data(data, 1 if data_per_seed else 0)
@@ -479,14 +488,26 @@ def train_seeds(
     seeds_sh, shared_sh = _shardings(mesh)
     data_axis = 0 if data_per_seed else None
     data_sh = seeds_sh if data_per_seed else shared_sh
-    init = _seed_program("init", cfg, 0, data_axis, mesh)
-    chunks = []
+    inputs = []
     for start in starts:
         args = [_take(x, start, size, n_seeds) for x in (keys, params, mask)]
         chunk_keys, chunk_params, chunk_mask = (_put(x, seeds_sh) for x in args)
         chunk_data = _put(_take(data, start, size, n_seeds) if data_per_seed else data, data_sh)
-        state = init(chunk_keys, chunk_params, chunk_data, chunk_mask)
-        chunks.append([state, chunk_keys, chunk_data, chunk_mask])
+        inputs.append((chunk_keys, chunk_params, chunk_data, chunk_mask))
+    quiet = not progress or not sys.stderr.isatty()
+    if mesh is None and segment == cfg.steps and checkpoint_dir is None:
+        # one program per chunk; not when sharded: XLA's partitioner then inserts an
+        # all-to-all that can deadlock simulated CPU devices outnumbering the cores
+        whole = _seed_program("whole", cfg, cfg.steps, data_axis, mesh)
+        results = []
+        with tqdm(total=cfg.steps * len(starts), disable=quiet, desc="train_seeds") as bar:
+            for chunk in inputs:
+                results.append(whole(*chunk))
+                bar.update(cfg.steps)
+        return _concat(results, n_seeds)
+
+    init = _seed_program("init", cfg, 0, data_axis, mesh)
+    chunks = [[init(*c), c[0], c[2], c[3]] for c in inputs]  # state, keys, data, mask
 
     done = 0
     if checkpoint_dir is not None:
@@ -504,19 +525,20 @@ def train_seeds(
                 c[0] = state
             done = last
 
-    quiet = not progress or not sys.stderr.isatty()
-    with tqdm(total=cfg.steps, initial=done, disable=quiet, desc="train_seeds") as bar:
+    with tqdm(
+        total=cfg.steps * len(chunks), initial=done * len(chunks), disable=quiet, desc="train_seeds"
+    ) as bar:
         while done < cfg.steps:
             length = min(segment, cfg.steps - done)
             run = _seed_program("segment", cfg, length, data_axis, mesh)
             start = _put(jnp.int32(done), shared_sh)
             for c in chunks:
                 c[0] = run(c[0], c[1], c[2], c[3], start)
+                bar.update(length)
             done += length
             if checkpoint_dir is not None:
                 meta = {"fingerprint": fp, "step": done, "steps": cfg.steps}
                 ckpt.save(checkpoint_dir, done, [c[0] for c in chunks], meta)
-            bar.update(length)
 
     result = _seed_program("result", cfg, 0, data_axis, mesh)
     return _concat([result(c[0]) for c in chunks], n_seeds)

@@ -43,6 +43,7 @@ except ImportError:  # torch is optional: its rows say so
 
 BATCH, D_IN, M, FRACTION, FAN_IN = 4096, 784, 8192, 0.05, 6
 K = int(round(FRACTION * M))
+_PAUSE_S = 0.25
 
 
 def timed(fn: Callable[[], object], reps: int = 5) -> float:
@@ -54,6 +55,23 @@ def timed(fn: Callable[[], object], reps: int = 5) -> float:
         jax.block_until_ready(fn())
         times.append(time.perf_counter() - start)
     return 1e3 * float(np.median(times))
+
+
+def timed_pair(fn_a: Callable[[], object], fn_b: Callable[[], object], reps: int = 7):
+    """Median wall times in ms of fn_a() and fn_b(), run alternately after a warm-up of each,
+    so that a change in the machine's speed during the run (a shared VM) hits both alike.
+    A pause before each run lets the other library's worker threads, which spin for a while
+    after each call (OpenBLAS, XLA's pool), go idle instead of stealing a core."""
+    jax.block_until_ready(fn_a())
+    jax.block_until_ready(fn_b())
+    times: tuple[list, list] = ([], [])
+    for _ in range(reps):
+        for fn, out in ((fn_a, times[0]), (fn_b, times[1])):
+            time.sleep(_PAUSE_S)
+            start = time.perf_counter()
+            jax.block_until_ready(fn())
+            out.append(time.perf_counter() - start)
+    return 1e3 * float(np.median(times[0])), 1e3 * float(np.median(times[1]))
 
 
 def row(group, name, esparse_ms, peer, peer_ms, ceiling_fraction=None, note="") -> dict:
@@ -89,7 +107,7 @@ def ceiling() -> list[dict]:
     a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
     aj = jnp.asarray(a)
     mm = jax.jit(lambda u: u @ u)
-    ms = {"jax": timed(lambda: mm(aj)), "numpy": timed(lambda: a @ a)}
+    ms = dict(zip(("jax", "numpy"), timed_pair(lambda: mm(aj), lambda: a @ a), strict=True))
     if torch is not None:
         at = torch.from_numpy(a)
         ms["torch"] = timed(lambda: at @ at)
@@ -156,41 +174,50 @@ def kernels() -> list[dict]:
     wn = np.array(w)
     wt = torch.from_numpy(wn) if torch is not None else None
 
-    def peers(name, jax_ms, np_fn, torch_fn, ceiling_fraction=None, note=""):
-        rows.append(row(g, name, jax_ms, "numpy", timed(np_fn), ceiling_fraction, note))
+    def peers(name, jax_fn, np_fn, torch_fn, matmul_ms=None, note="") -> float:
+        """A numpy row and a torch row, each timed alternately with jax_fn; the jax ms of the
+        numpy pairing is returned. ceiling_fraction: matmul_ms over the kernel's ms."""
+        jax_ms, np_ms = timed_pair(jax_fn, np_fn)
+        fraction = None if matmul_ms is None else matmul_ms / jax_ms
+        rows.append(row(g, name, jax_ms, "numpy", np_ms, fraction, note))
         if torch is None:
-            rows.append(row(g, name, jax_ms, "torch", None, ceiling_fraction, "not importable"))
+            rows.append(row(g, name, jax_ms, "torch", None, fraction, "not importable"))
         else:
-            rows.append(row(g, name, jax_ms, "torch", timed(torch_fn), ceiling_fraction, note))
+            jax_ms_t, torch_ms = timed_pair(jax_fn, torch_fn)
+            fraction_t = None if matmul_ms is None else matmul_ms / jax_ms_t
+            rows.append(row(g, name, jax_ms_t, "torch", torch_ms, fraction_t, note))
+        return jax_ms
 
     matmul = jax.jit(lambda a, b: a @ b)
-    mm_ms = timed(lambda: matmul(x, w))
-    peers("matmul alone (4096x784 @ 784x8192)", mm_ms, lambda: xn @ wn, lambda: xt @ wt, 1.0)
+    mm_ms = peers(
+        "matmul alone (4096x784 @ 784x8192)", lambda: matmul(x, w), lambda: xn @ wn, lambda: xt @ wt
+    )
 
     # kwta alone on the projected array
     y = matmul(x, w)
     yn = np.array(y)
     yt = torch.from_numpy(yn) if torch is not None else None
     kw = jax.jit(lambda a: sparsify.kwta(a, K))
-    kw_ms = timed(lambda: kw(y))
     peers(
-        f"kwta (4096, 8192), k={K}", kw_ms, lambda: _numpy_kwta(yn, K), lambda: _torch_kwta(yt, K)
+        f"kwta (4096, 8192), k={K}",
+        lambda: kw(y),
+        lambda: _numpy_kwta(yn, K),
+        lambda: _torch_kwta(yt, K),
     )
     top_k = jax.jit(lambda a: jax.lax.top_k(a, K))
-    top_k_ms = timed(lambda: top_k(y), 3)
+    kw_ms, top_k_ms = timed_pair(lambda: kw(y), lambda: top_k(y), 3)
     rows.append(row(g, f"kwta (4096, 8192), k={K}", kw_ms, "jax lax.top_k", top_k_ms))
 
     # expand-and-sparsify, gaussian: end to end (W drawn inside) and with W given
     es = jax.jit(lambda a: projection.expand_and_sparsify(key, a, M, FRACTION))
-    es_ms = timed(lambda: es(x))
     np_es = lambda: _numpy_kwta(xn @ wn, K)  # noqa: E731
     torch_es = lambda: _torch_kwta(xt @ wt, K)  # noqa: E731
     peers(
         "expand_and_sparsify gaussian (draws W)",
-        es_ms,
+        lambda: es(x),
         np_es,
         torch_es,
-        mm_ms / es_ms,
+        mm_ms,
         "peers get W precomputed",
     )
     fused = jax.jit(
@@ -199,15 +226,13 @@ def kernels() -> list[dict]:
             a.reshape(-1, projection._FUSED_ROWS, D_IN),
         ).reshape(BATCH, M)
     )
-    fused_ms = timed(lambda: fused(x, w))
-    peers("expand_and_sparsify gaussian (W given)", fused_ms, np_es, torch_es, mm_ms / fused_ms)
+    peers("expand_and_sparsify gaussian (W given)", lambda: fused(x, w), np_es, torch_es, mm_ms)
     gen = timed(lambda: projection.gaussian(key, D_IN, M))
     rows.append(row(g, "gaussian(key, 784, 8192) draw", gen, None, None, None, "threefry"))
 
     # sparse sign and srht: peers use the same dense matrix (what a user would write)
     for kind in ("sparse_sign", "srht"):
         f = jax.jit(lambda a, kind=kind: projection.expand_and_sparsify(key, a, M, FRACTION, kind))
-        ms = timed(lambda f=f: f(x))
         if kind == "sparse_sign":
             s = np.array(projection.sparse_sign(key, D_IN, M))
         else:
@@ -215,10 +240,10 @@ def kernels() -> list[dict]:
         st = torch.from_numpy(s) if torch is not None else None
         peers(
             f"expand_and_sparsify {kind}",
-            ms,
+            lambda f=f: f(x),
             lambda s=s: _numpy_kwta(xn @ s, K),
             lambda st=st: _torch_kwta(xt @ st, K),
-            mm_ms / ms,
+            mm_ms,
             "peers: dense matrix",
         )
 
@@ -226,27 +251,26 @@ def kernels() -> list[dict]:
     idx = projection.fly(key, D_IN, M, FAN_IN)
     idxn = np.array(idx)
     fly_apply = jax.jit(projection._fly_apply)
-    fly_ms = timed(lambda: fly_apply(x, idx))
+    fly_ms, dense_ms = timed_pair(lambda: fly_apply(x, idx), lambda: matmul(x, w))
     rows.append(
         row(
             g,
             f"fly apply c={FAN_IN} vs dense gaussian",
             fly_ms,
             "jax matmul",
-            mm_ms,
+            dense_ms,
             None,
-            f"speed-up {mm_ms / fly_ms:.1f}x",
+            f"speed-up {dense_ms / fly_ms:.1f}x",
         )
     )
     es_fly = jax.jit(lambda a: projection.expand_and_sparsify(key, a, M, FRACTION, "fly", c=FAN_IN))
-    fly_es_ms = timed(lambda: es_fly(x))
     idxt = torch.from_numpy(idxn.astype(np.int64)) if torch is not None else None
     peers(
         f"expand_and_sparsify fly c={FAN_IN}",
-        fly_es_ms,
+        lambda: es_fly(x),
         lambda: _numpy_kwta(xn[:, idxn].sum(-1), K),
         lambda: _torch_kwta(xt[:, idxt].sum(-1), K),
-        mm_ms / fly_es_ms,
+        mm_ms,
     )
 
     # very wide expansion: blocked, one block of the matrix in memory
@@ -281,6 +305,12 @@ def seeds() -> list[dict]:
         apply_fn=model.apply, optimizer=optax.adam(1e-3), steps=200, batch_size=128, log_every=200
     )
     single = jax.jit(lambda key, params, d: train.train(key, params, d, **kwargs))
+    # one throwaway call of each first: the process's first trace pays one-off costs that
+    # would otherwise be charged to whichever is timed first
+    warm_keys = jax.random.split(jax.random.key(0), 1)
+    warm_params = jax.vmap(model.init)(warm_keys)
+    jax.block_until_ready(train.train_seeds(warm_keys, warm_params, ds, **kwargs))
+    jax.block_until_ready(single(warm_keys[0], jax.tree.map(lambda p: p[0], warm_params), ds))
     rows = []
     for n_seeds in (1, 8, 32, 128):
         keys = jax.random.split(jax.random.key(n_seeds), n_seeds)
@@ -388,8 +418,9 @@ def masked() -> list[dict]:
     )
     run = jax.jit(lambda k, p, d, m: train.train(k, p, d, mask=m, **kwargs).params)
     run_dense = jax.jit(lambda k, p, d: train.train(k, p, d, **kwargs).params)
-    masked_ms = timed(lambda: run(key, params, ds, mask), 3)
-    dense_ms = timed(lambda: run_dense(key, params, ds), 3)
+    masked_ms, dense_ms = timed_pair(
+        lambda: run(key, params, ds, mask), lambda: run_dense(key, params, ds), 3
+    )
     name = f"{MASK_STEPS} Adam steps MLP 40-1024-1024-10, 20% kept"
     rows = [row(g, name, masked_ms, "esparse dense", dense_ms, None, "masking overhead")]
 
@@ -408,15 +439,14 @@ def masked() -> list[dict]:
             ).densities
         )
     )
-    imp_ms = timed(lambda: imp(key, params), 3)
     imp_name = f"IMP {rounds} rounds (+1 train) of {imp_steps} steps"
     if torch is None:
         rows.append(row(g, name, masked_ms, "torch", None, None, "not importable"))
-        rows.append(row(g, imp_name, imp_ms, "torch", None, None, "not importable"))
+        rows.append(row(g, imp_name, timed(lambda: imp(key, params), 3), "torch", None, None, ""))
         return rows
     torch.manual_seed(0)
     tmodel = _torch_mlp(MASK_SIZES)
-    xt = torch.from_numpy(np.asarray(ds.x_train))
+    xt = torch.from_numpy(np.array(ds.x_train))
     yt = torch.from_numpy(np.asarray(ds.y_train).astype(np.int64))
     order = torch.cat(
         [torch.randperm(len(xt)) for _ in range(MASK_STEPS * MASK_BATCH // len(xt) + 1)]
@@ -426,9 +456,17 @@ def masked() -> list[dict]:
         for m in jax.tree_util.tree_leaves(mask)
         if m.ndim == 2
     ]
-    torch_ms = timed(lambda: _torch_masked_steps(tmodel, tmasks, xt, yt, order, MASK_STEPS, 128), 3)
+    masked_ms, torch_ms = timed_pair(
+        lambda: run(key, params, ds, mask),
+        lambda: _torch_masked_steps(tmodel, tmasks, xt, yt, order, MASK_STEPS, 128),
+        3,
+    )
     rows.append(row(g, name, masked_ms, "torch", torch_ms, None, "torch: mask after each step"))
-    torch_imp_ms = timed(lambda: _torch_imp(tmodel, xt, yt, order, rounds, imp_steps, 128), 3)
+    imp_ms, torch_imp_ms = timed_pair(
+        lambda: imp(key, params),
+        lambda: _torch_imp(tmodel, xt, yt, order, rounds, imp_steps, 128),
+        3,
+    )
     note = f"{(rounds + 1) / imp_ms * 1e3:.2f} trainings/s esparse"
     rows.append(row(g, imp_name, imp_ms, "torch", torch_imp_ms, None, note))
     return rows
@@ -440,8 +478,7 @@ def masked() -> list[dict]:
 def _solve_vs_sklearn(ours, peer, phi, y) -> tuple[float, float, float]:
     """ms of ours(phi, y), ms of peer.fit on the same arrays, max |weight difference|."""
     phin, yn = np.asarray(phi), np.asarray(y)
-    ms = timed(lambda: ours(phi, y), 3)
-    peer_ms = timed(lambda: peer.fit(phin, yn), 3)
+    ms, peer_ms = timed_pair(lambda: ours(phi, y), lambda: peer.fit(phin, yn), 3)
     return ms, peer_ms, float(np.max(np.abs(np.asarray(ours(phi, y)) - peer.coef_.T)))
 
 
@@ -476,13 +513,13 @@ def analysis() -> list[dict]:
     y = np.tanh(x) + 0.5 * rng.standard_normal(n)
     xs, ys = (jnp.asarray((v / v.std()).astype(np.float32)) for v in (x, y))
     mi = jax.jit(lambda a, b: info.mutual_information(a, b, k=3))
-    ms = timed(lambda: mi(xs, ys), 3)
 
     def peer_mi():
         return mutual_info_regression(x[:, None], y, n_neighbors=3, random_state=0)[0]
 
     note = f"MI {float(mi(xs, ys)):.4f} vs {peer_mi():.4f} nats"
-    rows.append(row(g, f"KSG MI n={n}, k=3, 1-D", ms, "sklearn MI", timed(peer_mi, 3), None, note))
+    ms, peer_ms = timed_pair(lambda: mi(xs, ys), peer_mi, 5)
+    rows.append(row(g, f"KSG MI n={n}, k=3, 1-D", ms, "sklearn MI", peer_ms, None, note))
     return rows
 
 

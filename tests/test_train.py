@@ -101,6 +101,8 @@ def test_train_seeds_equals_single_train_calls(reference):
     _assert_close(_seed(many, 1), one)
     for i in (0, 3):
         _assert_close(_seed(many, i), tr.train(KEYS[i], _seed(PARAMS, i), data, **KW))
+    # without segments the whole run is one program per chunk: the same result
+    _assert_close(tr.train_seeds(KEYS, PARAMS, data, **KW), many)
 
 
 def test_chunked_and_sharded_equal_unchunked(reference):
@@ -112,8 +114,10 @@ def test_chunked_and_sharded_equal_unchunked(reference):
     chunk = tr.train_seeds(keys12[:8], _seed(params12, slice(8)), data, shard=True, **SEEDS_KW)
     assert len(chunk.params["w1"].sharding.device_set) == 8 == len(jax.devices())
     assert chunk.params["w1"].sharding.spec == jax.sharding.PartitionSpec("seeds")
+    whole = tr.train_seeds(keys12, params12, data, chunk_size=8, **KW)
     for i in range(3):
         _assert_close(jax.tree.map(lambda a, i=i: a[4 * i : 4 * i + 4], result), many)
+        _assert_close(jax.tree.map(lambda a, i=i: a[4 * i : 4 * i + 4], whole), many)
     with pytest.raises(ValueError, match="keys=4 .* divisible by the 8 devices"):
         tr.train_seeds(KEYS, PARAMS, data, shard=True, **SEEDS_KW)
     with pytest.raises(ValueError, match="chunk_size=4 .* divisible"):
