@@ -442,7 +442,8 @@ def masked() -> list[dict]:
     imp_name = f"IMP {rounds} rounds (+1 train) of {imp_steps} steps"
     if torch is None:
         rows.append(row(g, name, masked_ms, "torch", None, None, "not importable"))
-        rows.append(row(g, imp_name, timed(lambda: imp(key, params), 3), "torch", None, None, ""))
+        imp_ms = timed(lambda: imp(key, params), 3)
+        rows.append(row(g, imp_name, imp_ms, "torch", None, None, "not importable"))
         return rows
     torch.manual_seed(0)
     tmodel = _torch_mlp(MASK_SIZES)
