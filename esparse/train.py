@@ -363,9 +363,24 @@ def _n_seeds(keys: jax.Array) -> int:
     return jnp.shape(keys)[0]
 
 
-def _chunks(n_seeds: int, chunk_size: int | None) -> tuple[int, list[int]]:
+def _check_seed_axis(name: str, tree: PyTree, n_seeds: int) -> None:
+    for leaf in jax.tree.leaves(tree):
+        if jnp.ndim(leaf) == 0 or jnp.shape(leaf)[0] != n_seeds:
+            raise ValueError(
+                f"{name} leaves must have a leading seed axis of {n_seeds} (len(keys)), "
+                f"got shape {jnp.shape(leaf)}"
+            )
+
+
+def _chunks_and_mesh(
+    n_seeds: int, chunk_size: int | None, shard: bool
+) -> tuple[int, list[int], Mesh | None]:
+    """Seeds per call, each chunk's first seed, and the device mesh when sharding."""
+    if chunk_size is not None:
+        chunk_size = _checks.positive_int("chunk_size", chunk_size)
     size = n_seeds if chunk_size is None else min(chunk_size, n_seeds)
-    return size, list(range(0, n_seeds, size))
+    mesh = _seed_mesh(size, "chunk_size" if chunk_size is not None else "keys") if shard else None
+    return size, list(range(0, n_seeds, size)), mesh
 
 
 def _take(tree: PyTree, start: int, size: int, n_seeds: int) -> PyTree:
@@ -468,17 +483,10 @@ def train_seeds(
     cfg = _config(n_train=n_train, **train_kwargs)
     n_seeds = _n_seeds(keys)
     mask = _check_mask(mask, params)
-    for name, tree in (("params", params),) + ((("data", data),) if data_per_seed else ()):
-        for leaf in jax.tree.leaves(tree):
-            if jnp.ndim(leaf) == 0 or jnp.shape(leaf)[0] != n_seeds:
-                raise ValueError(
-                    f"{name} leaves must have a leading seed axis of {n_seeds} (len(keys)), "
-                    f"got shape {jnp.shape(leaf)}"
-                )
-    if chunk_size is not None:
-        chunk_size = _checks.positive_int("chunk_size", chunk_size)
-    size, starts = _chunks(n_seeds, chunk_size)
-    mesh = _seed_mesh(size, "chunk_size" if chunk_size is not None else "keys") if shard else None
+    _check_seed_axis("params", params, n_seeds)
+    if data_per_seed:
+        _check_seed_axis("data", data, n_seeds)
+    size, starts, mesh = _chunks_and_mesh(n_seeds, chunk_size, shard)
     segment = cfg.steps
     if checkpoint_every is not None:
         segment = min(_checks.positive_int("checkpoint_every", checkpoint_every), cfg.steps)
@@ -575,16 +583,9 @@ def vmap_seeds(
             f"in_axes must hold 0 or None for each of the {len(args)} args, got {in_axes!r}"
         )
     for i, (arg, axis) in enumerate(zip(args, in_axes, strict=True)):
-        for leaf in jax.tree.leaves(arg) if axis == 0 else ():
-            if jnp.ndim(leaf) == 0 or jnp.shape(leaf)[0] != n_seeds:
-                raise ValueError(
-                    f"args[{i}] leaves must have a leading seed axis of {n_seeds} (len(keys)), "
-                    f"got shape {jnp.shape(leaf)}"
-                )
-    if chunk_size is not None:
-        chunk_size = _checks.positive_int("chunk_size", chunk_size)
-    size, starts = _chunks(n_seeds, chunk_size)
-    mesh = _seed_mesh(size, "chunk_size" if chunk_size is not None else "keys") if shard else None
+        if axis == 0:
+            _check_seed_axis(f"args[{i}]", arg, n_seeds)
+    size, starts, mesh = _chunks_and_mesh(n_seeds, chunk_size, shard)
     seeds_sh, shared_sh = _shardings(mesh)
     program = _vmap_program(fn, in_axes, mesh)
     outputs = []
