@@ -14,6 +14,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from esparse import projection, sparsify
+
 __all__ = [
     "flyhash",
     "hamming",
@@ -26,16 +28,12 @@ __all__ = [
 def flyhash(key: jax.Array, x: jax.Array, m: int, k: int, c: int) -> jax.Array:
     """FlyHash codes: m binary units each summing c distinct random inputs, top k set to 1.
 
-    x: (n, d) -> (n, m) in {0, 1}, exactly k ones per row (Dasgupta et al. 2017). The binary
-    projection is a dense (d, m) 0/1 matrix with c ones per column (a matmul, fast under vmap);
-    winner-take-all by `lax.top_k` (ties go to the lower unit index).
+    x: (n, d) -> (n, m) in {0, 1}, exactly k ones per row (Dasgupta et al. 2017). The units are
+    `projection.fly(key, d, m, c)` applied by gather-and-sum; the winners are
+    `sparsify.kwta_binary` (ties go to the lower unit index).
     """
-    d = x.shape[1]
-    ranks = jnp.argsort(jax.random.uniform(key, (m, d)), axis=1)
-    proj = (ranks < c).astype(x.dtype).T  # column j: c distinct inputs
-    _, top = jax.lax.top_k(x @ proj, k)
-    rows = jnp.arange(x.shape[0])[:, None]
-    return jnp.zeros((x.shape[0], m), jnp.float32).at[rows, top].set(1.0)
+    indices = projection.fly(key, x.shape[1], m, c)
+    return sparsify.kwta_binary(projection.apply_fly(x, indices), k).astype(jnp.float32)
 
 
 def lsh(key: jax.Array, x: jax.Array, bits: int) -> jax.Array:

@@ -2,7 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from esparse import hashing
+from esparse import hashing, projection
 
 
 def test_map_hand_checked():
@@ -27,6 +27,14 @@ def test_codes_and_neighbors():
     x = jax.random.normal(jax.random.key(1), (12, 8))
     fly = hashing.flyhash(jax.random.key(2), x, 40, 5, 3)
     assert fly.shape == (12, 40) and np.all(np.asarray(fly.sum(1)) == 5)
+    # the k largest sums of c chosen inputs, ties to the lower unit: a numpy reference
+    idx = np.asarray(projection.fly(jax.random.key(2), 8, 40, 3))
+    assert all(len(set(row)) == 3 for row in idx)
+    sums = np.asarray(x)[:, idx].sum(-1)
+    winners = np.argsort(-sums, axis=1, kind="stable")[:, :5]
+    expected = np.zeros((12, 40))
+    np.put_along_axis(expected, winners, 1.0, axis=1)
+    np.testing.assert_array_equal(np.asarray(fly), expected)
     code = hashing.lsh(jax.random.key(3), x, 7)
     assert code.shape == (12, 7) and set(np.unique(np.asarray(code))) <= {0.0, 1.0}
     np.testing.assert_array_equal(
