@@ -7,8 +7,9 @@ keys group, name, esparse_ms, peer, peer_ms, ratio, ceiling_fraction, note). rat
 esparse_ms / peer_ms (below 1: esparse is faster). ceiling_fraction: for `ceiling`, this
 library's GFLOP/s over the best of the three; for `kernels`, the jax matmul alone over the
 kernel's time (1 means the kernel costs no more than its matmul). Times are medians of
-repeated runs after a warm-up, with block_until_ready. The table is printed and merged into
-the JSON file (written atomically).
+repeated runs after a warm-up, with block_until_ready; an esparse row and its peer are timed
+alternately (`timed_pair`), so a drift in the machine's speed affects both. The table is
+printed and merged into the JSON file (written atomically).
 """
 
 from __future__ import annotations
