@@ -6,18 +6,22 @@ by decreasing value). -0.0 and +0.0 count as equal. NaN inputs give undefined wi
 
 Selection algorithm (the point of this module). XLA's `lax.top_k` sorts on CPU, which costs
 more than the matmul that usually precedes it. Instead, per block of rows kept in cache, we
-search for a threshold t with exactly k entries >= t, counting entries >= t in one pass per
-probe:
-1. one pass for per-row min, max, mean and std; three probes around the Gaussian quantile
-   mean + std * z(1 - k / width) (a guess only: exactness never depends on it);
-2. safeguarded regula falsi (Illinois variant) in value space on the bracket [lo, hi) with
-   counts(>= lo) >= k > counts(>= hi); a step that fails to halve the count gap is followed by
-   a bisection on the order-preserving integer image of the float bits, so any input
-   terminates within about 2 * (32 + log2(width)) passes;
-3. the search stops when counts(>= lo) == k (mask = x >= lo) or when lo and hi are adjacent
-   floats (ties at lo); only in the second case is a cumsum over the tied entries computed.
-On Gaussian-like rows (random projections) a block of 16 rows takes about 10 passes, the
-three guesses included (the block runs until its slowest row is exact).
+find a threshold t with exactly k entries >= t. Every probe of a threshold is one counting
+reduction over the block, and every phase keeps a bracket [lo, hi) per row with
+count(>= lo) >= k > count(>= hi):
+1. four probes around the Gaussian quantile mean + std * z(1 - k / width), from the moments
+   of a strided column sample (a guess only: exactness never depends on it);
+2. three single-probe interpolation passes between the bracket ends (a side still open steps
+   out by the fit's slope, doubling);
+3. extraction: a row with few entries left in its bracket pulls them out one per pass from
+   the nearer end (maxima below hi or minima from lo), then one count confirms the threshold;
+4. rows not yet exact (ties, or data the guesses did not fit) continue with a safeguarded
+   regula falsi that falls back to bisection on the order-preserving integer image of the
+   float bits, snapping bracket ends to data values when bisecting; any input terminates
+   within about 2 * (32 + log2(width)) passes. The search stops when count(>= lo) == k or lo
+   and hi are adjacent floats (ties at lo: a cumsum over the tied entries picks the first).
+Phases 1-3 have fixed pass counts (extraction: the block's largest need), so on Gaussian-like
+rows (random projections) a block costs about 10 passes with little loop control.
 
 Reference: k-WTA as the sparsification step of expand-and-sparsify, Dasgupta et al.,
 "A neural algorithm for a fundamental computing problem", Science 2017.
@@ -44,6 +48,9 @@ _ROW_BLOCK = 16  # 16 rows x 8192 float32 = 512 KiB: one block stays in L2 durin
 
 _TINY = np.float32(np.finfo(np.float32).tiny)
 _TINY_KEY = np.int32(np.float32(_TINY).view(np.int32))
+# keys of -inf and +inf: probes stay within them (keys outside are NaNs, which compare false)
+_KEY_NEG_INF = np.int32(np.float32(-np.inf).view(np.int32) ^ np.int32(0x7FFFFFFF))
+_KEY_POS_INF = np.int32(np.float32(np.inf).view(np.int32))
 
 
 def _to_key(v: jax.Array) -> jax.Array:
@@ -72,23 +79,118 @@ def _finish(x: jax.Array, mask: jax.Array, mode: str) -> jax.Array:
     return jnp.where(mask, x, jnp.zeros((), x.dtype))
 
 
-def _block_select(x: jax.Array, k: jax.Array, mode: str) -> jax.Array:
-    """x: (rows, n) -> (rows, n) k-WTA output of `mode`, exactly k winners per row.
+# Bracket state per row, keys as in _to_key: (lo, hi, clo, chi) with
+# clo = count(x >= lo) >= k > chi = count(x >= hi). Sentinels _IMIN / _IMAX stand for -inf / +inf.
+_GUESS_OFFSETS = (-2.0, -0.7, 0.7, 2.0)  # first probes: Gaussian quantile +- multiples of sqrt(n)
+_INTERPOLATIONS = 3  # single-probe interpolation passes after the guesses
+_MAX_EXTRACTIONS = 6  # rows needing more band extractions go to the general search
 
-    k: int32 scalar in [1, n], traced (one compilation serves every k).
+
+def _clip_probe(t: jax.Array, lo: jax.Array, hi: jax.Array) -> jax.Array:
+    """Probe keys strictly inside (lo, hi) where there is room, and never a NaN's key."""
+    t = jnp.clip(t, lo + 1, jnp.maximum(hi - 1, lo + 1))
+    return jnp.clip(t, _KEY_NEG_INF, _KEY_POS_INF)
+
+
+def _mid(lo: jax.Array, hi: jax.Array) -> jax.Array:
+    """Midpoint of two int32 keys without overflow."""
+    return (lo >> 1) + (hi >> 1) + (lo & hi & 1)
+
+
+def _value_probes(probes: jax.Array, state: tuple) -> jax.Array:
+    """Keys of probe values (P, rows); one that is not finite becomes the bracket's midpoint."""
+    return jnp.where(jnp.isfinite(probes), _to_key(probes), _mid(state[0], state[1]))
+
+
+def _probe(x: jax.Array, k: jax.Array, state: tuple, ts: jax.Array) -> tuple:
+    """Count x >= each probe key, ts: (P, rows), one reduction each; tighten the bracket."""
+    lo, hi, clo, chi = state
+    ts = _clip_probe(ts, lo, hi)
+    c = jnp.sum(jnp.where(x[None] >= _to_value(ts)[:, :, None], 1.0, 0.0), axis=2)
+    c = c.astype(jnp.int32)
+    ok = c >= k
+    return (
+        jnp.maximum(lo, jnp.max(jnp.where(ok, ts, _IMIN), axis=0)),
+        jnp.minimum(hi, jnp.min(jnp.where(ok, _IMAX, ts), axis=0)),
+        jnp.minimum(clo, jnp.min(jnp.where(ok, c, _IMAX), axis=0)),
+        jnp.maximum(chi, jnp.max(jnp.where(ok, -1, c), axis=0)),
+    )
+
+
+def _done(state: tuple, k: jax.Array) -> jax.Array:
+    lo, hi, clo, _ = state
+    return (clo == k) | (lo + 1 >= hi)
+
+
+def _guess_and_interpolate(x: jax.Array, k: jax.Array, state: tuple) -> tuple:
+    """Probes at Gaussian quantiles of a strided column sample's moments, then interpolation
+    in value space between the bracket ends; a row whose bracket is still open on one side
+    steps out from its finite end by the Gaussian fit's slope, doubling each pass. A fixed
+    number of passes: no loop control per pass."""
+    n = x.shape[1]
+    sample = x[:, :: max(1, n // 1024)]
+    mean = jnp.mean(sample, axis=1)
+    std = jnp.sqrt(jnp.mean(jnp.square(sample - mean[:, None]), axis=1))
+    z = ndtri(1.0 - (k.astype(jnp.float32) - 0.5) / n)
+    density = np.sqrt(n / (2 * np.pi)) * jnp.exp(-0.5 * z * z)  # counts per unit z / sqrt(n)
+    dz = 1.0 / jnp.maximum(density, 1.0)
+    guesses = jnp.stack([mean + std * (z + o * dz) for o in _GUESS_OFFSETS])
+    state = _probe(x, k, state, _value_probes(guesses, state))
+    per_value = np.sqrt(n) * density / std  # counts per unit value, from the fit
+
+    def interpolate(i, state):
+        lo, hi, clo, chi = state
+        v_lo, v_hi = _to_value(lo), _to_value(hi)
+        frac = (clo - k).astype(jnp.float32) / jnp.maximum(clo - chi, 1).astype(jnp.float32)
+        t = v_lo + (v_hi - v_lo) * frac
+        gallop = jnp.exp2((i + 1).astype(jnp.float32)) / per_value
+        t = jnp.where(hi == _IMAX, v_lo + gallop * (clo - k).astype(jnp.float32), t)
+        t = jnp.where(lo == _IMIN, v_hi - gallop * (k - chi).astype(jnp.float32), t)
+        return _probe(x, k, state, _value_probes(t[None], state))
+
+    return lax.fori_loop(0, _INTERPOLATIONS, interpolate, state)
+
+
+def _extract(x: jax.Array, k: jax.Array, state: tuple) -> tuple:
+    """Finish rows whose bracket holds few entries by pulling them out one per pass.
+
+    Of the clo - chi entries in [lo, hi), the top k - chi win and the bottom clo - k lose;
+    a row takes the shorter way: repeated maxima below hi, or minima from lo up. One
+    reduction per pass, then one count at the threshold found (ties make it inexact; such
+    rows keep a valid bracket for the general search).
     """
-    rows, n = x.shape
-    x_in, x = x, x.astype(jnp.float32)
+    lo, hi, clo, chi = state
+    r_top, r_bot = k - chi, clo - k
+    need = jnp.where(_done(state, k), 0, jnp.minimum(r_top, r_bot))
+    need = jnp.where(need > _MAX_EXTRACTIONS, 0, need)
+    top = (r_top <= r_bot)[:, None]
+    signed = jnp.where(top, x, -x)
+
+    def extract(i, bounds):
+        cap, floor = bounds  # top rows: entries < cap; bottom rows: entries >= floor
+        inside = jnp.where(top, x < _to_value(cap)[:, None], x >= _to_value(floor)[:, None])
+        v = jnp.max(jnp.where(inside, signed, -jnp.inf), axis=1)
+        active = i < need
+        cap = jnp.where(active & top[:, 0], _to_key(v), cap)
+        floor = jnp.where(active & ~top[:, 0], _to_key(-v) + 1, floor)
+        return cap, floor
+
+    cap, floor = lax.fori_loop(0, jnp.max(need), extract, (hi, lo))
+    t = jnp.where(need > 0, jnp.where(top[:, 0], cap, floor), _mid(lo, hi))
+    return _probe(x, k, state, t[None])
+
+
+def _search(x: jax.Array, k: jax.Array, state: tuple) -> tuple:
+    """From a valid bracket, probe until every row is exact (clo == k) or its ends are
+    adjacent keys (a tie at lo): safeguarded regula falsi (Illinois), with a bisection on the
+    keys after a step that fails to halve the count gap. Bisection passes also snap the
+    bracket ends to the data values on either side, so a run of ties is isolated at once.
+    Any input terminates within about 2 * (32 + log2(n)) passes."""
+    rows = x.shape[0]
 
     def counted(state, t, snap):
-        """Probe key t: (rows,) on every row of the bracket `state` (one pass over x).
-
-        With snap, the pass also finds the data values on either side of t and moves the
-        bracket ends onto them, so a run of ties at the k-th value is isolated at once.
-        """
         lo, hi, clo, chi = state
-        tv = _to_value(t)[:, None]
-        above = x >= tv
+        above = x >= _to_value(t)[:, None]
         c = jnp.sum(jnp.where(above, 1.0, 0.0), axis=1).astype(jnp.int32)
         new_lo, new_hi = t, t
         if snap:
@@ -104,42 +206,19 @@ def _block_select(x: jax.Array, k: jax.Array, mode: str) -> jax.Array:
             jnp.where(better_hi, c, chi),
         )
 
-    # Bracket invariant: count(>= lo) = clo >= k > chi = count(>= hi); keys as in _to_key.
-    state = (
-        jnp.full((rows,), _IMIN, jnp.int32),
-        jnp.full((rows,), _IMAX, jnp.int32),
-        jnp.full((rows,), n, jnp.int32),
-        jnp.zeros((rows,), jnp.int32),
-    )
-    # The first three probes: Gaussian quantiles from the moments of a strided column sample.
-    sample = x[:, :: max(1, n // 1024)]
-    mean = jnp.mean(sample, axis=1)
-    std = jnp.sqrt(jnp.mean(jnp.square(sample - mean[:, None]), axis=1))
-    z = ndtri(1.0 - (k.astype(jnp.float32) - 0.5) / n)
-    dz = 1.0 / jnp.maximum(np.sqrt(n / (2 * np.pi)) * jnp.exp(-0.5 * z * z), 1.0)
-    guesses = jnp.stack([_to_key(mean + std * (z + off)) for off in (-dz, 0.0, dz)])
+    def cond(carry):
+        return jnp.any(~_done(carry[:4], k))
 
-    def done(lo, hi, clo):
-        return (clo == k) | (lo + 1 >= hi)
-
-    def cond(state):
-        lo, hi, clo = state[:3]
-        return jnp.any(~done(lo, hi, clo))
-
-    def body(state):
-        lo, hi, clo, chi, s_lo, s_hi, last, bisect, step = state
+    def body(carry):
+        lo, hi, clo, chi, s_lo, s_hi, last, bisect = carry
         v_lo, v_hi = _to_value(lo), _to_value(hi)
         f_lo = (clo - k).astype(jnp.float32) * s_lo
         f_hi = (chi - k).astype(jnp.float32) * s_hi
         t_val = v_lo + (v_hi - v_lo) * (f_lo / (f_lo - f_hi))
-        mid = (lo >> 1) + (hi >> 1) + (lo & hi & 1)
-        guessing = step < guesses.shape[0]
-        use_mid = ~guessing & (bisect | ~jnp.isfinite(t_val) | (lo == _IMIN) | (hi == _IMAX))
-        t = jnp.where(use_mid, mid, _to_key(t_val))
-        t = jnp.where(guessing, guesses[jnp.minimum(step, guesses.shape[0] - 1)], t)
-        t = jnp.clip(t, lo + 1, jnp.maximum(hi - 1, lo + 1))
-        finished = done(lo, hi, clo)
+        use_mid = bisect | ~jnp.isfinite(t_val) | (lo == _IMIN) | (hi == _IMAX)
+        t = _clip_probe(jnp.where(use_mid, _mid(lo, hi), _to_key(t_val)), lo, hi)
         old = (lo, hi, clo, chi)
+        finished = _done(old, k)
         n_lo, n_hi, n_clo, n_chi = lax.cond(
             jnp.any(use_mid & ~finished),
             lambda: counted(old, t, snap=True),
@@ -152,21 +231,31 @@ def _block_select(x: jax.Array, k: jax.Array, mode: str) -> jax.Array:
         # Illinois: an endpoint kept twice in a row has its residual halved.
         s_hi = jnp.where(moved_lo & (last == 1), s_hi * 0.5, jnp.where(moved_hi, 1.0, s_hi))
         s_lo = jnp.where(moved_hi & (last == 2), s_lo * 0.5, jnp.where(moved_lo, 1.0, s_lo))
-        last = jnp.where(guessing, 0, jnp.where(moved_lo, 1, jnp.where(moved_hi, 2, last)))
+        last = jnp.where(moved_lo, 1, jnp.where(moved_hi, 2, last))
         # Safeguard: a step that did not halve the count gap is followed by a bisection.
-        bisect = ~guessing & ~use_mid & (2 * (n_clo - n_chi) > clo - chi)
-        return n_lo, n_hi, n_clo, n_chi, s_lo, s_hi, last, bisect, step + 1
+        bisect = ~use_mid & (2 * (n_clo - n_chi) > clo - chi)
+        return n_lo, n_hi, n_clo, n_chi, s_lo, s_hi, last, bisect
 
     ones = jnp.ones((rows,), jnp.float32)
-    init = (
-        *state,
-        ones,
-        ones,
+    init = (*state, ones, ones, jnp.zeros((rows,), jnp.int32), jnp.zeros((rows,), bool))
+    return lax.while_loop(cond, body, init)[:4]
+
+
+def _block_select(x: jax.Array, k: jax.Array, mode: str) -> jax.Array:
+    """x: (rows, n) -> (rows, n) k-WTA output of `mode`, exactly k winners per row.
+
+    k: int32 scalar in [1, n], traced (one compilation serves every k).
+    """
+    rows, n = x.shape
+    x_in, x = x, x.astype(jnp.float32)
+    state = (
+        jnp.full((rows,), _IMIN, jnp.int32),
+        jnp.full((rows,), _IMAX, jnp.int32),
+        jnp.full((rows,), n, jnp.int32),
         jnp.zeros((rows,), jnp.int32),
-        jnp.zeros((rows,), bool),
-        jnp.int32(0),
     )
-    lo, hi, clo, chi = lax.while_loop(cond, body, init)[:4]
+    state = _extract(x, k, _guess_and_interpolate(x, k, state))
+    lo, hi, clo, chi = _search(x, k, state)
     # lo is still the -inf sentinel only where k = n: every entry wins
     t_lo = jnp.where(lo == _IMIN, -jnp.inf, _to_value(lo))[:, None]
 

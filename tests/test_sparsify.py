@@ -97,6 +97,23 @@ def test_large_rows_many_blocks_and_padding():
     np.testing.assert_array_equal(mask, reference_mask(x, 205))
 
 
+@pytest.mark.parametrize("shape", ["gauss", "relu", "uniform", "shifted", "skewed"])
+@pytest.mark.parametrize("k", [3, 205, 2048, 4093])
+def test_wide_rows_every_search_phase(shape, k):
+    """Wide rows where the Gaussian guesses fit (interpolation then extraction from the top or
+    the bottom) and where they do not (open brackets, galloping, the general search)."""
+    g = np.random.default_rng(k).standard_normal((32, 4096))
+    x = {
+        "gauss": g,
+        "relu": np.maximum(g, 0.0),
+        "uniform": np.random.default_rng(1).uniform(size=g.shape),
+        "shifted": g * 1e-3 + 1e4,
+        "skewed": np.exp(2 * g),
+    }[shape].astype(np.float32)
+    mask = np.asarray(sparsify.kwta_mask(jnp.asarray(x), k))
+    np.testing.assert_array_equal(mask, reference_mask(x, k))
+
+
 def test_values_binary_and_leading_dims():
     x = np.random.default_rng(1).standard_normal((2, 3, 50)).astype(np.float32)
     ref = reference_mask(x, 5).reshape(x.shape)
