@@ -98,13 +98,21 @@ def grid_intervals(values: np.ndarray) -> list[dict]:
     return [interval(values[:, j]) for j in range(values.shape[1])]
 
 
-def errorbar(ax, x, values: np.ndarray, label: str, **kwargs) -> None:
-    """Plot the seed mean of values (seeds, grid) against x with 95% CI error bars."""
+def errorbar(ax, x, values: np.ndarray, label: str, log: bool = False, **kwargs) -> None:
+    """Plot the seed mean of values (seeds, grid) against x with 95% CI error bars.
+
+    log=True (positive values, log-scale axes): the geometric mean with the interval of the
+    mean of log(values), so no bar crosses zero.
+    """
+    values = np.log(values) if log else np.asarray(values)
     cis = [stats.mean_ci(values[:, j]) for j in range(values.shape[1])]
-    mean = np.array([c.mean for c in cis])
-    low = mean - np.array([c.low for c in cis])
-    high = np.array([c.high for c in cis]) - mean
-    ax.errorbar(x, mean, yerr=[low, high], capsize=3, marker="o", label=label, **kwargs)
+    bounds = np.array([[c.low, c.mean, c.high] for c in cis])
+    if log:
+        bounds = np.exp(bounds)
+    low, mean, high = bounds.T
+    ax.errorbar(
+        x, mean, yerr=[mean - low, high - mean], capsize=3, marker="o", label=label, **kwargs
+    )
 
 
 def save_figure(fig, path) -> None:

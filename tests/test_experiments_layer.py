@@ -11,7 +11,7 @@ import pytest
 
 from esparse import stats
 from experiments import runner
-from experiments.core import Claim, Evaluation, save_figure, subplots
+from experiments.core import Claim, Evaluation, errorbar, save_figure, subplots
 from experiments.report import write_report
 
 
@@ -90,3 +90,16 @@ def test_cli_rejects_bad_arguments(argv, message):
     )
     assert proc.returncode != 0
     assert message in proc.stderr
+
+
+def test_errorbar_log_mode_is_geometric_and_stays_positive():
+    """Losses spanning decades: the arithmetic interval crosses zero, the log one does not."""
+    values = np.array([[1e-3, 1.0], [1e-1, 2.0], [1e-2, 4.0]])
+    fig, (ax,) = subplots(1)
+    errorbar(ax, [0, 1], values, "linear")
+    errorbar(ax, [0, 1], values, "log", log=True)
+    (linear_line, _, (linear_bars,)), (log_line, _, (log_bars,)) = ax.containers
+    np.testing.assert_allclose(linear_line.get_ydata(), values.mean(axis=0))
+    np.testing.assert_allclose(log_line.get_ydata(), np.exp(np.log(values).mean(axis=0)))
+    assert min(seg[0, 1] for seg in linear_bars.get_segments()) < 0
+    assert min(seg[0, 1] for seg in log_bars.get_segments()) > 0

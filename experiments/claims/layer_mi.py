@@ -206,7 +206,7 @@ def plot(metrics: dict, config: Config, path) -> None:
     for v in VARIANTS:
         errorbar(ax1, steps, metrics[f"{v}_mi_ksg"], f"{v} (KSG)")
         errorbar(ax1, steps, metrics[f"{v}_mi_gauss"], f"{v} (Gaussian)", ls=":")
-        errorbar(ax2, steps[1:], metrics[f"{v}_train_loss"], v)
+        errorbar(ax2, steps[1:], metrics[f"{v}_train_loss"], v, log=True)
         errorbar(ax3, steps[1:], metrics[f"{v}_test_accuracy"], v)
     ax1.set_xlabel("training step")
     ax1.set_ylabel("mean I(h_l; h_l+1) (nats)")
@@ -215,7 +215,7 @@ def plot(metrics: dict, config: Config, path) -> None:
     ax2.axhline(config.target_loss, color="gray", ls="--", label="target")
     ax2.set_yscale("log")
     ax2.set_xlabel("training step")
-    ax2.set_ylabel("train cross-entropy")
+    ax2.set_ylabel("train cross-entropy (geometric mean)")
     ax2.set_title("Training speed")
     ax2.legend(fontsize=8)
     ax3.set_xlabel("training step")
