@@ -118,6 +118,7 @@ def _probe(x: jax.Array, k: jax.Array, state: tuple, ts: jax.Array) -> tuple:
 
 
 def _done(state: tuple, k: jax.Array) -> jax.Array:
+    """(rows,) bool: the bracket is final (exactly k at lo, or lo and hi adjacent: a tie)."""
     lo, hi, clo, _ = state
     return (clo == k) | (lo + 1 >= hi)
 
