@@ -399,7 +399,8 @@ def _concat(parts: list[PyTree], n_seeds: int) -> PyTree:
 
 @functools.lru_cache(maxsize=64)
 def _seed_program(kind: str, cfg: _Config, length: int, data_axis: int | None, mesh: Mesh | None):
-    """A jitted, seed-vmapped `_init`, `_segment` (of `length` steps) or `_result`, cached."""
+    """A jitted, seed-vmapped `_init`, `_segment` (of `length` steps), `_result` or `_train`
+    ("whole": all three in one program), cached."""
     seeds, _ = _shardings(mesh)
     if kind == "init":
         fn = jax.vmap(functools.partial(_init, cfg), in_axes=(0, 0, data_axis, 0))

@@ -467,13 +467,13 @@ def masked() -> list[dict]:
     ]
     masked_ms, torch_ms = timed_pair(
         lambda: run(key, params, ds, mask),
-        lambda: _torch_masked_steps(tmodel, tmasks, xt, yt, order, MASK_STEPS, 128),
+        lambda: _torch_masked_steps(tmodel, tmasks, xt, yt, order, MASK_STEPS, MASK_BATCH),
         3,
     )
     rows.append(row(g, name, masked_ms, "torch", torch_ms, None, "torch: mask after each step"))
     imp_ms, torch_imp_ms = timed_pair(
         lambda: imp(key, params),
-        lambda: _torch_imp(tmodel, xt, yt, order, rounds, imp_steps, 128),
+        lambda: _torch_imp(tmodel, xt, yt, order, rounds, imp_steps, MASK_BATCH),
         3,
     )
     note = f"{(rounds + 1) / imp_ms * 1e3:.2f} trainings/s esparse"
