@@ -451,14 +451,17 @@ def train_only(
 
 @jax.jit
 def edge_popup_mask(scores: jax.Array, k: int) -> jax.Array:
-    """Edge-popup selection (Ramanujan et al. 2020): the top-k scores of a layer.
+    """Edge-popup selection (Ramanujan et al. 2020): the k edges of largest |score| in a layer.
 
     scores: any shape; k: int kept edges (may be traced). Forward: a float 0/1 mask with
-    exactly k ones (ties by flat index). Backward: straight-through, d mask / d scores = 1,
-    so a weight w gets the score gradient dL/d(w_eff) * w.
+    exactly k ones at the largest |scores| (ties by flat index), as the paper's `GetSubnet`
+    applied to `scores.abs()`. Backward: straight-through through |scores|,
+    d mask / d scores = sign(scores), so a weight w gets the score gradient
+    sign(s) * dL/d(w_eff) * w.
     """
-    hard = top_k_mask(scores, k).astype(scores.dtype)
-    return hard + (scores - lax.stop_gradient(scores))
+    magnitude = jnp.abs(scores)
+    hard = top_k_mask(magnitude, k).astype(scores.dtype)
+    return hard + (magnitude - lax.stop_gradient(magnitude))
 
 
 # --------------------------------------------------------------------------- dropout

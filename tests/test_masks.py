@@ -279,13 +279,16 @@ def test_controls():
 # --------------------------------------------------------------------------- edge-popup
 
 
-def test_edge_popup_mask_straight_through():
-    scores = jnp.array([[0.3, -1.0, 2.0], [0.3, 0.1, 5.0]])
+def test_edge_popup_mask_ranks_magnitudes_straight_through():
+    """Ramanujan et al.'s GetSubnet ranks scores.abs(): -1.0 beats 0.3 and 0.1."""
+    scores = jnp.array([[0.3, -1.0, 2.0], [-0.3, 0.1, 5.0]])
     mask = masks.edge_popup_mask(scores, 3)
-    np.testing.assert_array_equal(mask, [[1, 0, 1], [0, 0, 1]])  # tie at 0.3: lower index
+    np.testing.assert_array_equal(mask, [[0, 1, 1], [0, 0, 1]])
+    tied = masks.edge_popup_mask(jnp.array([0.3, -0.3, 0.1]), 1)
+    np.testing.assert_array_equal(tied, [1, 0, 0])  # |0.3| tie: lower index
     c = jnp.arange(6.0).reshape(2, 3)
     grad = jax.grad(lambda s: jnp.sum(masks.edge_popup_mask(s, 3) * c))(scores)
-    np.testing.assert_array_equal(grad, c)
+    np.testing.assert_array_equal(grad, c * jnp.sign(scores))
 
 
 # --------------------------------------------------------------------------- dropout
