@@ -115,34 +115,64 @@ def loglog_slope(x, y) -> float:
 
 @dataclass(frozen=True)
 class Check:
-    """One pre-registered condition of a criterion and its outcome on the data."""
+    """One pre-registered condition of a criterion and its outcome on the data.
+
+    CI checks also carry `half_width` (of the 95% CI) and `margin`: the tolerance the check
+    tests where the criterion states one (e.g. "ticket >= dense - 1 point": 0.01), else the
+    distance from the mean to the threshold. `lacks_power` is True when the CI is wider than
+    that margin: the seeds cannot resolve what the check asks.
+    """
 
     name: str
     outcome: Outcome
     detail: str
+    half_width: float | None = None
+    margin: float | None = None
+
+    @property
+    def lacks_power(self) -> bool:
+        return (
+            self.half_width is not None
+            and self.margin is not None
+            and (self.half_width > self.margin)
+        )
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "lacks_power": self.lacks_power}
 
 
-def ci_above(name: str, interval: Interval, threshold: float = 0.0) -> Check:
-    """Pass if the whole CI lies above threshold, fail if it lies at or below, else inconclusive."""
-    detail = f"mean {interval.mean:.4g}, 95% CI [{interval.low:.4g}, {interval.high:.4g}]"
-    if interval.low > threshold:
-        return Check(name, "pass", f"{detail} > {threshold:g}")
-    if interval.high <= threshold:
-        return Check(name, "fail", f"{detail} <= {threshold:g}")
-    return Check(name, "inconclusive", f"{detail} straddles {threshold:g}")
+def _ci_check(name, interval, threshold, margin, above: bool) -> Check:
+    half = 0.5 * (interval.high - interval.low)
+    margin = abs(interval.mean - threshold) if margin is None else float(margin)
+    detail = (
+        f"mean {interval.mean:.4g}, 95% CI [{interval.low:.4g}, {interval.high:.4g}] "
+        f"(half-width {half:.3g}, margin {margin:.3g})"
+    )
+    passes = interval.low > threshold if above else interval.high < threshold
+    fails = interval.high <= threshold if above else interval.low >= threshold
+    good, bad = (">", "<=") if above else ("<", ">=")
+    if passes:
+        return Check(name, "pass", f"{detail} {good} {threshold:g}", half, margin)
+    if fails:
+        return Check(name, "fail", f"{detail} {bad} {threshold:g}", half, margin)
+    return Check(name, "inconclusive", f"{detail} straddles {threshold:g}", half, margin)
 
 
-def ci_below(name: str, interval: Interval, threshold: float = 0.0) -> Check:
+def ci_above(
+    name: str, interval: Interval, threshold: float = 0.0, margin: float | None = None
+) -> Check:
+    """Pass if the whole CI lies above threshold, fail if it lies at or below, else inconclusive.
+
+    margin: the tolerance the criterion states (see `Check`), default |mean - threshold|.
+    """
+    return _ci_check(name, interval, threshold, margin, above=True)
+
+
+def ci_below(
+    name: str, interval: Interval, threshold: float = 0.0, margin: float | None = None
+) -> Check:
     """Pass if the whole CI lies below threshold, fail if at or above it, else inconclusive."""
-    detail = f"mean {interval.mean:.4g}, 95% CI [{interval.low:.4g}, {interval.high:.4g}]"
-    if interval.high < threshold:
-        return Check(name, "pass", f"{detail} < {threshold:g}")
-    if interval.low >= threshold:
-        return Check(name, "fail", f"{detail} >= {threshold:g}")
-    return Check(name, "inconclusive", f"{detail} straddles {threshold:g}")
+    return _ci_check(name, interval, threshold, margin, above=False)
 
 
 def at_least(name: str, value: float, threshold: float) -> Check:
@@ -162,6 +192,17 @@ def at_most(name: str, value: float, threshold: float) -> Check:
 def holds(name: str, condition: bool, detail: str) -> Check:
     """A boolean condition with its explanation."""
     return Check(name, "pass" if condition else "fail", detail)
+
+
+def at_most_or_inconclusive(name: str, value: float, threshold: float) -> Check:
+    """A condition on the protocol's validity: pass if value <= threshold, else inconclusive.
+
+    For conditions whose violation says the experiment cannot decide (e.g. more than 10% of the
+    ridge lambda choices at an edge of the grid), not that the claim is false.
+    """
+    if value <= threshold:
+        return Check(name, "pass", f"{value:.4g} <= {threshold:g}")
+    return Check(name, "inconclusive", f"{value:.4g} > {threshold:g}")
 
 
 def decide(checks: list[Check], n_seeds: int, min_seeds: int = 3) -> str:

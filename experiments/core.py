@@ -49,6 +49,20 @@ class Evaluation:
 
 
 @dataclass(frozen=True)
+class ProtocolChange:
+    """A change to a claim's protocol or code made after its results had been seen.
+
+    CLAIMS.md asks for each to be listed in REPORT.md with its reason and the verdict before
+    and after; the verdict after is the current run's.
+    """
+
+    date: str
+    what: str
+    reason: str
+    verdict_before: str
+
+
+@dataclass(frozen=True)
 class Claim:
     """One reproducible claim of ../shared/CLAIMS.md."""
 
@@ -61,6 +75,7 @@ class Claim:
     evaluate: Callable[[Metrics, Any], Evaluation]
     plot: Callable[[Metrics, Any, Any], None]
     reconstruction: bool = False
+    changes: tuple[ProtocolChange, ...] = ()
 
     def config(self, scale: str, seeds: int | None = None):
         """The config of `scale`, with its seed count replaced when `seeds` is given."""
@@ -71,21 +86,44 @@ class Claim:
 
 
 def rises_and_beats_raw(
-    grid_name: str, grid, accuracy: np.ndarray, raw_accuracy: np.ndarray
+    grid_name: str, grid, accuracy: np.ndarray, raw_accuracy: np.ndarray, at_edge: np.ndarray
 ) -> tuple[float, stats.Interval, list[stats.Check]]:
     """The shared criterion of es-expansion and random-net.
 
     accuracy: (seeds, grid) test accuracies of the features; raw_accuracy: (seeds,) the linear
-    readout of the raw input. Checks Spearman rho(grid, mean accuracy) >= 0.9 and that the last
-    grid point beats the raw readout (paired 95% CI above 0). Returns (rho, gain, checks).
+    readout of the raw input; at_edge: the ridge readouts' lambda-at-grid-edge flags or
+    fractions. Checks Spearman rho(grid, mean accuracy) >= 0.9, that the last grid point beats
+    the raw readout (paired 95% CI above 0), and `lambda_edge_check`. Returns
+    (rho, gain, checks).
     """
     rho = stats.spearman(grid, accuracy.mean(axis=0))
     gain = stats.paired_ci(accuracy[:, -1], raw_accuracy)
     checks = [
         stats.at_least(f"accuracy rises with {grid_name} (Spearman rho)", rho, 0.9),
         stats.ci_above(f"gain over raw linear readout at {grid_name}={grid[-1]}", gain, 0.0),
+        lambda_edge_check(at_edge, "ridge readout"),
     ]
     return rho, gain, checks
+
+
+LAMBDA_EDGE_LIMIT = 0.1  # CLAIMS.md: more than 10% of lambda choices at a grid edge -> inconclusive
+
+
+def lambda_edge_check(at_edge, what: str = "ridge") -> stats.Check:
+    """Inconclusive when more than 10% of the lambda choices (all seeds and grid points) sit at
+    an edge of the lambda grid (CLAIMS.md, 2026-12-02): the grid was then too narrow to choose."""
+    fraction = float(np.mean(np.asarray(at_edge, dtype=float)))
+    return stats.at_most_or_inconclusive(
+        f"{what}: fraction of lambda choices at the grid edge", fraction, LAMBDA_EDGE_LIMIT
+    )
+
+
+def first_logged_step(hit: np.ndarray, log_steps: np.ndarray, censor: float = np.nan) -> np.ndarray:
+    """hit: (seeds, logs) bool, whether each log reached a target -> (seeds,) the first logged
+    step that did, or `censor` for a seed that never did (a censored run)."""
+    hit = np.asarray(hit, dtype=bool)
+    first = np.where(hit.any(axis=1), np.asarray(log_steps)[np.argmax(hit, axis=1)], censor)
+    return first.astype(float)
 
 
 def interval(values) -> dict:

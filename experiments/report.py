@@ -17,6 +17,46 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+CODE_NOTE = (
+    "*code*: the digest of the sources behind each row (the esparse package, the shared claim "
+    "helpers and the claim's module) and the git commit it ran at (`+dirty`: with uncommitted "
+    "changes). A change to any of those sources makes the runner redo the claim."
+)
+
+
+def _code(record: dict) -> str:
+    code, env = record.get("code", {}), record["environment"]
+    commit = env.get("git_commit") or "no git"
+    dirty = "+dirty" if env.get("git_dirty") else ""
+    return f"`{code.get('source_digest', '?')}` ({commit}{dirty})"
+
+
+def _power(check: dict) -> str:
+    if check.get("lacks_power"):
+        return " *lacks power: the CI half-width exceeds the margin tested*"
+    return ""
+
+
+def _changes_section(records: list[dict]) -> list[str]:
+    """Every protocol change made after results were seen, with reason and verdicts."""
+    rows = [
+        f"| `{r['claim']}` | {c['date']} | {_cell(c['what'])} | {_cell(c['reason'])} | "
+        f"{_cell(c['verdict_before'])} | {r['verdict']} ({r['scale']}) |"
+        for r in records
+        for c in r.get("protocol_changes", [])
+    ]
+    if not rows:
+        return []
+    return [
+        "## Changes made after results were seen",
+        "",
+        "| claim | date | change | reason | verdict before | verdict after (this run) |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
 def write_report(out_dir: str | Path, claim_order: list[str]) -> Path:
     """Collect DIR/<claim>.json for the claims in `claim_order` into DIR/REPORT.md."""
     out = Path(out_dir)
@@ -30,8 +70,8 @@ def write_report(out_dir: str | Path, claim_order: list[str]) -> Path:
             f"device(s), {env['devices']}), jax {env['jax']}, git {env['git_commit']}.",
             "",
             "| claim | paper | statement | verdict | key numbers (mean, 95% CI over seeds) "
-            "| literature anchor | seeds | figure |",
-            "|---|---|---|---|---|---|---|---|",
+            "| literature anchor | seeds | code | figure |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for r in records:
             verdict = f"**{r['verdict']}**"
@@ -41,18 +81,21 @@ def write_report(out_dir: str | Path, claim_order: list[str]) -> Path:
             lines.append(
                 f"| `{r['claim']}` | {r['paper']} | {_cell(statement)} | {verdict} | "
                 f"{_cell(r['headline'])} | {_cell(r['anchor'])} | {r['seeds']} | "
-                f"[{r['figure']}]({r['figure']}) |"
+                f"{_code(r)} | [{r['figure']}]({r['figure']}) |"
             )
-        lines += ["", RECONSTRUCTION_NOTE, ""]
+        lines += ["", RECONSTRUCTION_NOTE, "", CODE_NOTE, ""]
+        lines += _changes_section(records)
         for r in records:
             lines += [f"## `{r['claim']}`: {r['verdict']}", "", r["paper_title"], ""]
             lines += [
-                f"- {c['name']}: **{c['outcome']}** ({_cell(c['detail'])})" for c in r["checks"]
+                f"- {c['name']}: **{c['outcome']}** ({_cell(c['detail'])}){_power(c)}"
+                for c in r["checks"]
             ]
             for name, sub in r.get("sub_verdicts", {}).items():
                 lines.append(f"- verdict *{name}*: **{sub['verdict']}**")
                 lines += [
-                    f"  - {c['name']}: {c['outcome']} ({_cell(c['detail'])})" for c in sub["checks"]
+                    f"  - {c['name']}: {c['outcome']} ({_cell(c['detail'])}){_power(c)}"
+                    for c in sub["checks"]
                 ]
             lines += [
                 "",

@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,30 +31,68 @@ def seed_keys(base_seed: int, n_seeds: int) -> jax.Array:
     return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(n_seeds))
 
 
+def _source_files(claim: Claim) -> list[Path]:
+    """The code a claim's numbers depend on: the esparse package, the shared claim helpers and
+    the claim's own module."""
+    import esparse
+
+    package = sorted(Path(esparse.__file__).parent.rglob("*.py"))
+    claim_module = Path(sys.modules[claim.run.__module__].__file__)
+    return [*package, Path(__file__).with_name("core.py"), claim_module]
+
+
+def code_identity(claim: Claim) -> dict:
+    """The package version and a digest of the sources behind `claim` (`_source_files`), so
+    that a code change makes the runner redo the claim instead of showing an older verdict."""
+    import esparse
+
+    digest = hashlib.sha256()
+    for path in _source_files(claim):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return {"esparse_version": esparse.__version__, "source_digest": digest.hexdigest()[:16]}
+
+
 def config_hash(claim: Claim, scale: str, config: Any, base_seed: int) -> str:
-    """A digest of everything that determines a claim's result."""
+    """A digest of everything that determines a claim's result: config, scale, seeds, the
+    record format and the code (`code_identity`)."""
     payload = {
         "claim": claim.id,
         "scale": scale,
         "config": dataclasses.asdict(config),
         "base_seed": base_seed,
         "version": RESULT_VERSION,
+        "code": code_identity(claim),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def matmul_precision() -> dict:
+    """The float32 matmul precision of this run: the training default and the verdict path."""
+    default = jax.config.jax_default_matmul_precision
+    return {
+        "default": default or f"backend default ({jax.default_backend()})",
+        "solves_distances_predictions": "highest (precision=HIGHEST in esparse)",
+    }
+
+
 def environment() -> dict:
     """Versions, backend and devices, and the git commit when available."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).parent,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = None
+
+    def git(*args: str) -> str | None:
+        try:
+            return subprocess.run(
+                ["git", *args],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=Path(__file__).parent,
+            ).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return None
+
+    commit = git("rev-parse", "--short", "HEAD")
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "esparse", "experiments")
     import jaxlib
 
     return {
@@ -65,6 +104,8 @@ def environment() -> dict:
         "python": platform.python_version(),
         "machine": platform.machine(),
         "git_commit": commit,
+        "git_dirty": None if dirty is None else bool(dirty),
+        "matmul_precision": matmul_precision(),
     }
 
 
@@ -167,6 +208,8 @@ def run_claim(
         "verdict": verdict,
         "sub_verdicts": sub_verdicts,
         "wall_time_s": round(wall, 2),
+        "code": code_identity(claim),
+        "protocol_changes": [dataclasses.asdict(c) for c in claim.changes],
         "environment": environment(),
         "figure": png_path.name,
     }
