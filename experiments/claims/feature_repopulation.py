@@ -21,7 +21,8 @@ learning-rate scaling). Seeds cover the particle initialisation and the Langevin
 Criterion: (i) log-log slope of the mean between-seed distance against m <= -0.3; (ii) at the
 largest m, learned-vs-control distance > 3x between-seed distance (paired CI over pairs of
 learned-control - 3 * between-seed above 0); (iii) at every m, paired CI of frozen minus learned
-test loss above 0.
+test loss above 0 (CLAIMS.md, line for line); and, as for every ridge readout, at most 10% of
+the frozen-feature lambda choices at an edge of the grid, else inconclusive.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from experiments.core import (
     Evaluation,
     errorbar,
     grid_intervals,
+    lambda_edge_check,
     save_figure,
     subplots,
 )
@@ -177,6 +179,7 @@ def evaluate(metrics: dict, config: Config) -> Evaluation:
                 0.0,
             )
         )
+    checks.append(lambda_edge_check(metrics["frozen_lambda_at_edge"], "frozen-feature ridge"))
     ratio = float(to_control[:, -1].mean() / between[:, -1].mean())
     summary = {
         "widths": list(config.widths),

@@ -10,15 +10,20 @@ successive hidden-layer pairs of I(h_l; h_l+1) is estimated on the 1000 held-out
 each layer's activations are reduced to their top `pca_components` standardised principal
 components (`esparse.info.pca_scores`), a 1e-6 jitter breaks ties, then KSG (k=3) and, as a
 check, the Gaussian estimator. Steps to target: the first logged step whose full-train
-cross-entropy is <= `target_loss` (never reached: steps + log_every, censored).
-Criterion (main): residual minus plain mean inter-layer KSG MI (averaged over the logs after
-init), paired CI above 0; and plain minus residual steps to target, paired CI above 0.
+cross-entropy is <= `target_loss` = 0.5 (CLAIMS.md's 2026-12-02 clarification); a run that never
+reaches it is censored (recorded as steps + log_every, a lower bound; never a success), and the
+number of censored runs per arm is reported.
+Criterion (CLAIMS.md, line for line): residual minus plain mean inter-layer KSG MI (averaged
+over the logs after init), paired CI above 0; and plain minus residual steps to target, paired
+CI above 0, inconclusive where censoring decides it (a pass with censored residual runs, or a
+fail with censored plain runs).
 Sub-verdicts: arXiv claim = faster (steps CI) and more accurate (final test accuracy, paired
 CI above 0); journal claim = higher MI (MI CI).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import jax
@@ -30,7 +35,9 @@ from esparse import data, info, nn, stats, train
 from experiments.core import (
     Claim,
     Evaluation,
+    ProtocolChange,
     errorbar,
+    first_logged_step,
     interval,
     save_figure,
     subplots,
@@ -101,13 +108,6 @@ def _pieces(residual: bool, config: Config):
     return _METRIC_CACHE[key]
 
 
-def _steps_to_target(losses: np.ndarray, log_steps: np.ndarray, target: float, censor: int):
-    """(S, n_logs) losses -> (S,) first logged step with loss <= target (censor if never)."""
-    hit = losses <= target
-    first = np.where(hit.any(axis=1), log_steps[np.argmax(hit, axis=1)], censor)
-    return first.astype(float)
-
-
 def run(keys, config: Config) -> dict:
     ds = data.mnist1d(num_samples=config.num_samples)
     out = {}
@@ -142,10 +142,38 @@ def run(keys, config: Config) -> dict:
         )
         out[f"{variant}_train_loss"] = hist["train_loss"]
         out[f"{variant}_test_accuracy"] = hist["test_accuracy"]
-        out[f"{variant}_steps_to_target"] = _steps_to_target(
-            hist["train_loss"], log_steps, config.target_loss, config.steps + config.log_every
+        out[f"{variant}_steps_to_target"] = first_logged_step(
+            hist["train_loss"] <= config.target_loss, log_steps, _censored_value(config)
         )
     return out
+
+
+def _censored_value(config: Config) -> int:
+    """Steps recorded for a run that never reached the target: a lower bound, past the budget."""
+    return config.steps + config.log_every
+
+
+def _speed_check(speedup: stats.Interval, censored: dict, config: Config) -> stats.Check:
+    """Plain minus residual steps to target (paired CI above 0), with censoring (CLAIMS.md,
+    2026-12-02): a censored run's steps are only a lower bound, so a pass that leans on
+    censored residual runs, or a fail that leans on censored plain runs, is decided by the
+    censoring and becomes inconclusive."""
+    check = stats.ci_above(
+        f"plain minus residual steps to train loss <= {config.target_loss}", speedup
+    )
+    counts = f"censored runs: plain {censored['plain']}, residual {censored['residual']}"
+    decided_by_censoring = (check.outcome == "pass" and censored["residual"] > 0) or (
+        check.outcome == "fail" and censored["plain"] > 0
+    )
+    if decided_by_censoring:
+        return stats.Check(
+            check.name,
+            "inconclusive",
+            f"{check.detail}; {counts}: censoring decides it",
+            check.half_width,
+            check.margin,
+        )
+    return dataclasses.replace(check, detail=f"{check.detail}; {counts}")
 
 
 def _log_steps(config: Config) -> np.ndarray:
@@ -163,17 +191,15 @@ def evaluate(metrics: dict, config: Config) -> Evaluation:
     speedup = stats.paired_ci(steps["plain"], steps["residual"])
     acc_gain = stats.paired_ci(acc["residual"], acc["plain"])
     mi_check = stats.ci_above("residual minus plain mean inter-layer MI (KSG, nats)", mi_gain)
-    speed_check = stats.ci_above(
-        f"plain minus residual steps to train loss <= {config.target_loss}", speedup
-    )
+    censored = {v: int(np.sum(steps[v] > config.steps)) for v in VARIANTS}
+    speed_check = _speed_check(speedup, censored, config)
     acc_check = stats.ci_above("residual minus plain final test accuracy", acc_gain)
-    censored = {v: float(np.mean(steps[v] > config.steps)) for v in VARIANTS}
     summary = {
         "log_steps": [0] + _log_steps(config).tolist(),
         **{f"{v}_mean_mi_ksg": interval(mi[v]) for v in VARIANTS},
         **{f"{v}_mean_mi_gauss": interval(mi_g[v]) for v in VARIANTS},
         **{f"{v}_steps_to_target": interval(steps[v]) for v in VARIANTS},
-        **{f"{v}_censored_fraction": censored[v] for v in VARIANTS},
+        **{f"{v}_censored_runs": censored[v] for v in VARIANTS},
         **{f"{v}_final_test_accuracy": interval(acc[v]) for v in VARIANTS},
         "mi_gain_ksg": mi_gain.to_dict(),
         "mi_gain_gauss": stats.paired_ci(mi_g["residual"], mi_g["plain"]).to_dict(),
@@ -238,5 +264,25 @@ CLAIM = Claim(
     run=run,
     evaluate=evaluate,
     plot=plot,
+    changes=(
+        ProtocolChange(
+            date="2026-11-23",
+            what="quick logging interval from 300 to 100 steps",
+            reason=(
+                "steps to target are resolved to the logging interval: at 300 both nets hit the "
+                "target at step 600 on every seed, a tie by resolution"
+            ),
+            verdict_before="not reproduced (arXiv part); journal part reproduced",
+        ),
+        ProtocolChange(
+            date="2026-12-02",
+            what=(
+                "runs that never reach the target loss are censored and may decide the speed check "
+                "only as inconclusive; censored runs counted per arm"
+            ),
+            reason="CLAIMS.md clarification (target loss 0.5, censoring)",
+            verdict_before="inconclusive (arXiv part inconclusive, journal part reproduced)",
+        ),
+    ),
     reconstruction=True,
 )

@@ -24,6 +24,7 @@ from esparse import data, masks, nn, stats, train
 from experiments.core import (
     Claim,
     Evaluation,
+    ProtocolChange,
     errorbar,
     grid_intervals,
     interval,
@@ -47,7 +48,9 @@ class Config:
 
 CONFIGS = {
     "smoke": Config(seeds=3, width=32, rounds=1, steps=50, batch_size=50, num_samples=1000),
-    "quick": Config(seeds=8, rounds=8, steps=600, batch_size=64),
+    # power (2026-12-02): at 8 seeds x 600 steps the ticket - dense CI was wider than the
+    # 1-point margin it tests
+    "quick": Config(seeds=16, rounds=8, steps=1500, batch_size=64),
     "full": Config(seeds=32, rounds=15, steps=3000),
 }
 
@@ -110,7 +113,9 @@ def evaluate(metrics: dict, config: Config) -> Evaluation:
     vs_random = stats.paired_ci(ticket, random)
     density = float(metrics["density"][0, -1])
     checks = [
-        stats.ci_above(f"ticket - dense at density {density:.1%} (>= -1 point)", vs_dense, -0.01),
+        stats.ci_above(
+            f"ticket - dense at density {density:.1%} (>= -1 point)", vs_dense, -0.01, margin=0.01
+        ),
         stats.ci_above("ticket - same mask re-initialised", vs_reinit, 0.0),
         stats.ci_above("ticket - random mask of the same layer densities", vs_random, 0.0),
     ]
@@ -165,4 +170,21 @@ CLAIM = Claim(
     run=run,
     evaluate=evaluate,
     plot=plot,
+    changes=(
+        ProtocolChange(
+            date="2026-12-02",
+            what=(
+                "quick config from 8 seeds x 600 steps of 64 per round to 16 seeds x 1500 steps of "
+                "64"
+            ),
+            reason=(
+                "power: on fresh seeds (--seed 7919) ticket - dense read -0.5 points [-1.7, +0.7] "
+                "against the 1-point margin; the CI half-width (1.2 points) exceeded the margin "
+                "tested, and the dense net (60-61%) was under-trained against the notebook's 66%"
+            ),
+            verdict_before=(
+                "reproduced (default seeds, +0.8 [-0.2, +1.8]); inconclusive at --seed 7919"
+            ),
+        ),
+    ),
 )

@@ -2,12 +2,15 @@
 random labels perfectly, with test accuracy at chance, only a small factor slower than true
 labels.
 
-Protocol (CLAIMS.md): MNIST-1D train set, MLP 40-512-512-10, Adam; per seed, labels drawn
-uniformly at random (train and test, `esparse.data.random_labels`) vs the true labels, same
-init; train accuracy logged through training; steps until 99% / 100% train accuracy.
-Criterion: random labels reach >= 99% train accuracy within the step budget (CI of the best
-logged train accuracy above 0.99), and their test accuracy lies within 10% +- 3 points (CI inside
-[7%, 13%]). The slow-down factor (steps to 99% random / true) is reported.
+Protocol (CLAIMS.md, with its 2026-12-02 clarification): MNIST-1D train set, MLP 40-512-512-10,
+Adam; per seed, the *training* labels drawn uniformly at random (`esparse.data.random_labels`)
+vs the true labels, same init; the test labels stay the true ones in both arms (Zhang et al.
+score the random-label network on the real test set); train accuracy logged through training;
+steps until 99% / 100% train accuracy.
+Criterion (CLAIMS.md, line for line): random labels reach >= 99% train accuracy within the step
+budget (CI of the best logged train accuracy above 0.99), and their accuracy on the true test
+labels lies within 10% +- 3 points (CI inside [7%, 13%]). The slow-down factor (steps to 99%
+random / true) is reported.
 """
 
 from __future__ import annotations
@@ -19,7 +22,16 @@ import numpy as np
 import optax
 
 from esparse import data, nn, stats, train
-from experiments.core import Claim, Evaluation, errorbar, interval, save_figure, subplots
+from experiments.core import (
+    Claim,
+    Evaluation,
+    ProtocolChange,
+    errorbar,
+    first_logged_step,
+    interval,
+    save_figure,
+    subplots,
+)
 
 
 @dataclass(frozen=True)
@@ -40,21 +52,9 @@ CONFIGS = {
 }
 
 
-def _steps_to(accuracy: np.ndarray, log_steps: np.ndarray, target: float) -> np.ndarray:
-    """(seeds, logs) accuracy -> first logged step reaching target per seed (nan if never)."""
-    hit = accuracy >= target - 1e-6
-    first = np.where(hit.any(axis=1), hit.argmax(axis=1), -1)
-    return np.where(first >= 0, log_steps[np.maximum(first, 0)], np.nan).astype(float)
-
-
 def _random_dataset(key, ds: data.Dataset) -> data.Dataset:
-    k_train, k_test = jax.random.split(key)
-    return data.Dataset(
-        ds.x_train,
-        data.random_labels(k_train, ds.y_train, 10),
-        ds.x_test,
-        data.random_labels(k_test, ds.y_test, 10),
-    )
+    """Training labels drawn uniformly at random; the test set keeps its true labels."""
+    return data.Dataset(ds.x_train, data.random_labels(key, ds.y_train, 10), ds.x_test, ds.y_test)
 
 
 def run(keys, config: Config) -> dict:
@@ -87,11 +87,13 @@ def evaluate(metrics: dict, config: Config) -> Evaluation:
     test = stats.mean_ci(rand_test)
     checks = [
         stats.ci_above("random labels: train accuracy reaches 99% within the budget", fit, 0.99),
-        stats.ci_above("random labels: test accuracy >= 7%", test, 0.07),
-        stats.ci_below("random labels: test accuracy <= 13%", test, 0.13),
+        stats.ci_above("random labels: true-test accuracy >= 7%", test, 0.07),
+        stats.ci_below("random labels: true-test accuracy <= 13%", test, 0.13),
     ]
     reach = {
-        f"{name}_{int(t * 100)}": _steps_to(metrics[f"{name}_train_accuracy"], steps, t)
+        f"{name}_{int(t * 100)}": first_logged_step(
+            metrics[f"{name}_train_accuracy"] >= t - 1e-6, steps
+        )
         for name in ("true", "random")
         for t in (0.99, 1.0)
     }
@@ -118,7 +120,7 @@ def evaluate(metrics: dict, config: Config) -> Evaluation:
             "per_seed": ratio.tolist(),
         }
     headline = (
-        f"random labels: train {fit.mean:.1%}, test {test.mean:.1%}; true labels: train "
+        f"random labels: train {fit.mean:.1%}, true-test {test.mean:.1%}; true labels: train "
         f"{metrics['true_train_accuracy'][:, -1].mean():.1%}, test "
         f"{metrics['true_test_accuracy'][:, -1].mean():.1%}; slow-down to 99% "
         f"{slow['99']:.2g}x (median)"
@@ -131,7 +133,7 @@ def plot(metrics: dict, config: Config, path) -> None:
     steps = metrics["log_steps"][0]
     for name in ("true", "random"):
         errorbar(ax, steps, metrics[f"{name}_train_accuracy"], f"{name} labels, train", ms=3)
-        errorbar(bx, steps, metrics[f"{name}_test_accuracy"], f"{name} labels, test", ms=3)
+        errorbar(bx, steps, metrics[f"{name}_test_accuracy"], f"{name} labels, true test set", ms=3)
     ax.axhline(0.99, color="gray", ls="--", label="99%")
     bx.axhline(0.1, color="gray", ls="--", label="chance 10%")
     ax.set_title(f"MNIST-1D MLP 2x{config.width}: train accuracy")
@@ -155,4 +157,18 @@ CLAIM = Claim(
     run=run,
     evaluate=evaluate,
     plot=plot,
+    changes=(
+        ProtocolChange(
+            date="2026-12-02",
+            what=(
+                "the random-label network is scored on the true test labels (was: on random test "
+                "labels)"
+            ),
+            reason=(
+                "any model scores ~10% against independent random labels, so the old check said "
+                "nothing about the network (CLAIMS.md clarification)"
+            ),
+            verdict_before="reproduced (10.1% on random test labels)",
+        ),
+    ),
 )

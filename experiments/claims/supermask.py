@@ -3,11 +3,12 @@ network contains a subnetwork that performs well without any weight training, an
 networks contain better ones.
 
 Protocol (CLAIMS.md): MNIST-1D MLP 40-w-w-10, w in {64, 256, 1024}, bias-free, signed-constant
-random weights, frozen; per layer the top 50% of learned scores are kept (edge-popup,
-straight-through top-k; `esparse.nn.supermask_mlp`), only the scores trained (Adam via
-`masks.train_only`).
-Criterion: the widest supermask's mean test accuracy >= 30% (3x chance), and mean accuracy
-rises with width (Spearman rho >= 0.9).
+random weights, frozen; per layer the 50% of edges with the largest |score| are kept
+(edge-popup as in Ramanujan et al.'s `GetSubnet(scores.abs())`, straight-through top-k;
+`esparse.nn.supermask_mlp`), only the scores trained (Adam via `masks.train_only`).
+Criterion (CLAIMS.md, line for line, with its 2026-12-02 clarification): the widest
+supermask's test accuracy >= 30% (3x chance), decided on the 95% CI of its mean (inconclusive
+when the CI straddles 30%), and mean accuracy rises with width (Spearman rho >= 0.9).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from esparse import data, masks, nn, stats, train
 from experiments.core import (
     Claim,
     Evaluation,
+    ProtocolChange,
     errorbar,
     grid_intervals,
     interval,
@@ -78,7 +80,7 @@ def evaluate(metrics: dict, config: Config) -> Evaluation:
     rho = stats.spearman(config.widths, acc.mean(axis=0))
     widest = stats.mean_ci(acc[:, -1])
     checks = [
-        stats.at_least(f"widest (w={config.widths[-1]}) supermask test accuracy", widest.mean, 0.3),
+        stats.ci_above(f"widest (w={config.widths[-1]}) supermask test accuracy", widest, 0.3),
         stats.at_least("accuracy rises with width (Spearman rho)", rho, 0.9),
     ]
     summary = {
@@ -122,4 +124,18 @@ CLAIM = Claim(
     run=run,
     evaluate=evaluate,
     plot=plot,
+    changes=(
+        ProtocolChange(
+            date="2026-12-02",
+            what=(
+                "edge-popup ranks |scores| (Ramanujan et al.'s GetSubnet(scores.abs())); widest >= "
+                "30% decided on the CI"
+            ),
+            reason=(
+                "the implementation ranked raw scores, and compared only the mean with 30% "
+                "(CLAIMS.md clarification)"
+            ),
+            verdict_before="reproduced (widest 46.8% [44.8, 48.9])",
+        ),
+    ),
 )

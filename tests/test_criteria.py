@@ -1,0 +1,376 @@
+"""Every claim's criterion can pass and can fail: synthetic per-seed metrics (no training).
+
+For each claim, `GOOD[claim](config)` builds metrics that pass every check of the criterion;
+each entry of `VIOLATIONS[claim]` then breaks one check at a time, and the verdict must become
+`not reproduced` or `inconclusive`, as the rules of CLAIMS.md say.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from esparse import stats
+from experiments import claims
+from experiments.claims import double_descent, layer_mi
+
+S = 8  # seeds
+_RNG = np.random.default_rng(0)
+
+
+def _noisy(values, scale: float = 1e-3, seeds: int = S) -> np.ndarray:
+    """values (grid,) or () broadcast to (seeds, grid) with small per-seed noise."""
+    base = np.broadcast_to(np.asarray(values, float), (seeds, *np.shape(values)))
+    return base + scale * _RNG.standard_normal(base.shape)
+
+
+def _rising(n: int, low: float, high: float, seeds: int = S) -> np.ndarray:
+    return _noisy(np.linspace(low, high, n), seeds=seeds)
+
+
+# --------------------------------------------------------------------------- passing metrics
+
+
+def _es_expansion(cfg):
+    g = len(cfg.ratios)
+    return {
+        "sparse_accuracy": _rising(g, 0.25, 0.48),
+        "dense_relu_accuracy": _rising(g, 0.25, 0.44),
+        "raw_accuracy": _noisy(0.22),
+        "lambda_at_edge_fraction": np.zeros(S),
+    }
+
+
+def _flyhash(cfg):
+    k = len(cfg.hash_lengths)
+    out = {}
+    for name in cfg.datasets:
+        out[f"{name}_fly_map"] = _noisy(np.full(k, 0.5))
+        out[f"{name}_lsh_map"] = _noisy(np.full(k, 0.3))
+        out[f"{name}_lsh_info_map"] = _noisy(np.full(k, 0.6))
+    return out
+
+
+def _random_net(cfg):
+    g = len(cfg.widths)
+    return {
+        "random_net_accuracy": _rising(g, 0.3, 0.54),
+        "raw_accuracy": _noisy(0.22),
+        "trained_mlp_accuracy": _noisy(0.57),
+        "lambda_at_edge_fraction": np.zeros(S),
+    }
+
+
+def _lottery(cfg):
+    r = cfg.rounds + 1
+    return {
+        "round_test_accuracy": _noisy(np.full(r, 0.60)),
+        "round_train_accuracy": _noisy(np.full(r, 0.9)),
+        "density": np.tile(0.8 ** np.arange(r), (S, 1)),
+        "reinit_test_accuracy": _noisy(0.50),
+        "random_test_accuracy": _noisy(0.48),
+    }
+
+
+def _supermask(cfg):
+    g = len(cfg.widths)
+    return {"test_accuracy": _rising(g, 0.3, 0.47), "train_accuracy": _rising(g, 0.3, 0.5)}
+
+
+def _dropout(cfg):
+    return {
+        "log_steps": np.tile(np.arange(1, 4) * 1000, (S, 1)),
+        "plain_test_accuracy": _noisy([0.6, 0.66, 0.68]),
+        "dropout_test_accuracy": _noisy([0.6, 0.69, 0.71]),
+        "plain_train_accuracy": _noisy([0.8, 1.0, 1.0]),
+        "dropout_train_accuracy": _noisy([0.7, 0.95, 0.98]),
+    }
+
+
+def _random_labels(cfg):
+    steps = np.arange(1, 5) * 500
+    return {
+        "log_steps": np.tile(steps, (S, 1)),
+        "true_train_accuracy": np.tile([0.9, 1.0, 1.0, 1.0], (S, 1)),
+        "true_test_accuracy": _noisy([0.6, 0.65, 0.66, 0.66]),
+        "random_train_accuracy": np.tile([0.3, 0.8, 1.0, 1.0], (S, 1)),
+        "random_test_accuracy": _noisy([0.1, 0.1, 0.1, 0.1], 0.005),
+    }
+
+
+def _double_descent(cfg):
+    sizes, _ = double_descent._grid(cfg)
+    ratio = sizes / cfg.n_train
+    loss = 1.0 / (np.abs(np.log(ratio)) + 0.05)  # peak at N = n, falls on both sides
+    return {
+        "test_squared_loss": _noisy(loss),
+        "test_zero_one_loss": _noisy(0.5 + 0.01 * loss),
+        "weight_norm": _noisy(10 * loss),
+    }
+
+
+def _feature_repopulation(cfg):
+    m = np.asarray(cfg.widths, float)
+    pairs = S // 2
+    between = _noisy(m**-0.5, 1e-5, pairs)
+    return {
+        "between_seed_distance": between,
+        "learned_to_control_distance": 10 * between,
+        "control_between_seed_distance": _noisy(m**-0.5, 1e-5, pairs),
+        "learned_test_loss": _noisy(np.full(len(m), 0.01), 1e-4),
+        "frozen_test_loss": _noisy(np.full(len(m), 0.05), 1e-4),
+        "learned_train_loss": _noisy(np.full(len(m), 0.01), 1e-4),
+        "test_target_variance": np.ones(S),
+        "frozen_lambda_at_edge": np.zeros((S, len(m)), bool),
+    }
+
+
+def _rf_single_neuron(cfg):
+    d = len(cfg.dims)
+    out = {}
+    for name, _, _ in cfg.targets:
+        out[f"{name}_rf"] = _noisy(np.geomspace(1e-3, 0.3, d), 1e-5)
+        out[f"{name}_rf_norm"] = _noisy(np.ones(d))
+        out[f"{name}_rf_edge"] = np.zeros((S, d), bool)
+        out[f"{name}_gd_neuron"] = np.abs(_noisy(np.full(d, 1e-6), 1e-8))
+        out[f"{name}_gd_neuron_single_start"] = np.abs(_noisy(np.full(d, 1e-2), 1e-4))
+        out[f"{name}_gd_two_layer"] = np.abs(_noisy(np.full(d, 1e-4), 1e-6))
+    return out
+
+
+def _layer_mi(cfg):
+    logs = len(layer_mi._log_steps(cfg))
+    out = {}
+    for v, mi, steps, acc in (("plain", 3.1, 600, 0.62), ("residual", 3.5, 400, 0.65)):
+        out[f"{v}_mi_ksg"] = _noisy(np.full(logs + 1, mi), 0.01)
+        out[f"{v}_mi_gauss"] = _noisy(np.full(logs + 1, mi), 0.01)
+        out[f"{v}_train_loss"] = _noisy(np.linspace(2.0, 0.1, logs))
+        out[f"{v}_test_accuracy"] = _noisy(np.full(logs, acc))
+        out[f"{v}_steps_to_target"] = steps + 100.0 * (np.arange(S) % 2)
+    return out
+
+
+GOOD = {
+    "es-expansion": _es_expansion,
+    "flyhash-search": _flyhash,
+    "random-net": _random_net,
+    "lottery-ticket": _lottery,
+    "supermask": _supermask,
+    "dropout": _dropout,
+    "random-labels": _random_labels,
+    "double-descent": _double_descent,
+    "feature-repopulation": _feature_repopulation,
+    "rf-single-neuron": _rf_single_neuron,
+    "layer-mi": _layer_mi,
+}
+
+# --------------------------------------------------------------------------- one violation each
+
+NOT_REPRODUCED, INCONCLUSIVE = {stats.NOT_REPRODUCED}, {stats.INCONCLUSIVE}
+
+
+def _set(name, fn):
+    def mutate(metrics, cfg):
+        metrics[name] = fn(metrics[name], cfg)
+
+    return mutate
+
+
+def _reverse(values, cfg):
+    return values[:, ::-1]
+
+
+def _edge(values, cfg):
+    return np.ones_like(values)
+
+
+def _dd_peak_elsewhere(metric):
+    """Move the peak of `metric` off N = n (to the grid point N = n/10): a fail."""
+
+    def mutate(metrics, cfg):
+        metrics[metric][:, 0] = 10 * metrics[metric].max()
+
+    return mutate
+
+
+def _dd_peak_only_at_extra_point(metrics, cfg):
+    """The largest loss at an extra point (0.9n) inside the window, N = n itself not the grid's
+    peak: the extra points take no part in the criterion, so this fails."""
+    sizes, on_grid = double_descent._grid(cfg)
+    loss = metrics["test_squared_loss"]
+    n_col = int(np.flatnonzero(sizes == cfg.n_train)[0])
+    extra = int(np.flatnonzero(~on_grid & (sizes == round(0.9 * cfg.n_train)))[0])
+    below = int(np.flatnonzero(on_grid & (sizes < cfg.n_train))[-1])  # grid point 0.68n
+    loss[:, n_col] = 0.5 * loss[:, below]
+    loss[:, extra] = 10 * loss.max()
+
+
+def _layer_mi_residual_censored(metrics, cfg):
+    """The residual net passes only because two of its runs never reached the target."""
+    censor = layer_mi._censored_value(cfg)
+    metrics["plain_steps_to_target"] = np.full(S, 600.0) + 50 * (np.arange(S) % 2)
+    metrics["residual_steps_to_target"] = np.full(S, 400.0) + 50 * (np.arange(S) % 2)
+    metrics["residual_steps_to_target"][:2] = censor
+
+
+VIOLATIONS = {
+    "es-expansion": [
+        ("accuracy falls with r", _set("sparse_accuracy", _reverse), NOT_REPRODUCED),
+        ("raw readout wins", _set("raw_accuracy", lambda v, c: v + 0.5), NOT_REPRODUCED),
+        ("lambda at the grid edge", _set("lambda_at_edge_fraction", _edge), INCONCLUSIVE),
+    ],
+    "flyhash-search": [
+        (
+            "LSH wins at k=16",
+            _set("digits_fly_map", lambda v, c: v - 0.3 * (np.array(c.hash_lengths) == 16)),
+            NOT_REPRODUCED,
+        ),
+        ("fly and LSH tie", _set("mnist1d_lsh_map", lambda v, c: v + 0.2), INCONCLUSIVE),
+    ],
+    "random-net": [
+        ("accuracy falls with width", _set("random_net_accuracy", _reverse), NOT_REPRODUCED),
+        ("raw readout wins", _set("raw_accuracy", lambda v, c: v + 0.5), NOT_REPRODUCED),
+        ("lambda at the grid edge", _set("lambda_at_edge_fraction", _edge), INCONCLUSIVE),
+    ],
+    "lottery-ticket": [
+        (
+            "ticket 5 points below dense",
+            _set("round_test_accuracy", lambda v, c: v - 0.05 * (np.arange(v.shape[1]) > 0)),
+            NOT_REPRODUCED,
+        ),
+        (
+            "re-init beats the ticket",
+            _set("reinit_test_accuracy", lambda v, c: v + 0.2),
+            NOT_REPRODUCED,
+        ),
+        (
+            "random mask beats it",
+            _set("random_test_accuracy", lambda v, c: v + 0.2),
+            NOT_REPRODUCED,
+        ),
+    ],
+    "supermask": [
+        ("widest below 30%", _set("test_accuracy", lambda v, c: v - 0.2), NOT_REPRODUCED),
+        (
+            "widest CI straddles 30%",
+            _set("test_accuracy", lambda v, c: v - 0.17 + 0.05 * _RNG.standard_normal(v.shape)),
+            INCONCLUSIVE | NOT_REPRODUCED,
+        ),
+        ("accuracy falls with width", _set("test_accuracy", _reverse), NOT_REPRODUCED),
+    ],
+    "dropout": [
+        ("dropout hurts", _set("dropout_test_accuracy", lambda v, c: v - 0.1), NOT_REPRODUCED),
+    ],
+    "random-labels": [
+        (
+            "random labels not fitted",
+            _set("random_train_accuracy", lambda v, c: 0.9 * v),
+            NOT_REPRODUCED,
+        ),
+        (
+            "test accuracy above chance",
+            _set("random_test_accuracy", lambda v, c: v + 0.2),
+            NOT_REPRODUCED,
+        ),
+        (
+            "test accuracy below chance",
+            _set("random_test_accuracy", lambda v, c: v - 0.08),
+            NOT_REPRODUCED,
+        ),
+    ],
+    "double-descent": [
+        ("loss peak off N = n", _dd_peak_elsewhere("test_squared_loss"), NOT_REPRODUCED),
+        ("norm peak off N = n", _dd_peak_elsewhere("weight_norm"), NOT_REPRODUCED),
+        ("peak only at an extra point", _dd_peak_only_at_extra_point, NOT_REPRODUCED),
+        (
+            "no second descent",
+            _set("test_squared_loss", lambda v, c: np.maximum(v, v[:, -1:] * 0 + v.max() * 0.9)),
+            NOT_REPRODUCED,
+        ),
+    ],
+    "feature-repopulation": [
+        (
+            "(i) distances do not fall",
+            _set("between_seed_distance", lambda v, c: v[:, :1] + 0 * v),
+            NOT_REPRODUCED,
+        ),
+        (
+            "(ii) learned near control",
+            _set("learned_to_control_distance", lambda v, c: v / 5),
+            NOT_REPRODUCED,
+        ),
+        ("(iii) frozen wins", _set("frozen_test_loss", lambda v, c: v * 0.1), NOT_REPRODUCED),
+        ("lambda at the grid edge", _set("frozen_lambda_at_edge", _edge), INCONCLUSIVE),
+    ],
+    "rf-single-neuron": [
+        ("RF error falls with d", _set("bulk_rf", _reverse), NOT_REPRODUCED),
+        (
+            "GD fails at d=4",
+            _set("bulk_gd_neuron", lambda v, c: v + 1e-2 * (np.arange(v.shape[1]) == 0)),
+            NOT_REPRODUCED,
+        ),
+        (
+            "RF within 10x of GD at d=64",
+            _set("bulk_gd_neuron", lambda v, c: v + 1e-4),
+            NOT_REPRODUCED,
+        ),
+        ("lambda at the grid edge", _set("bulk_rf_edge", _edge), INCONCLUSIVE),
+    ],
+    "layer-mi": [
+        ("residual MI lower", _set("residual_mi_ksg", lambda v, c: v - 1.0), NOT_REPRODUCED),
+        ("residual slower", _set("residual_steps_to_target", lambda v, c: v + 400), NOT_REPRODUCED),
+        ("pass decided by censoring", _layer_mi_residual_censored, INCONCLUSIVE),
+    ],
+}
+
+
+def _verdict(claim, metrics, cfg) -> str:
+    return stats.decide(claim.evaluate(metrics, cfg).checks, cfg.seeds)
+
+
+def test_every_claim_has_synthetic_cases():
+    assert set(GOOD) == set(claims.claim_ids()) == set(VIOLATIONS)
+
+
+@pytest.mark.parametrize("claim_id", claims.claim_ids())
+def test_criterion_passes_on_good_metrics(claim_id):
+    claim = claims.get(claim_id)
+    cfg = claim.config("quick", seeds=S)
+    assert _verdict(claim, GOOD[claim_id](cfg), cfg) == stats.REPRODUCED
+
+
+@pytest.mark.parametrize(
+    "claim_id, case, mutate, expected",
+    [
+        (cid, case, mutate, expected)
+        for cid, rows in VIOLATIONS.items()
+        for case, mutate, expected in rows
+    ],
+    ids=[f"{cid}: {case}" for cid, rows in VIOLATIONS.items() for case, _, _ in rows],
+)
+def test_criterion_fails_on_each_violation(claim_id, case, mutate, expected):
+    claim = claims.get(claim_id)
+    cfg = claim.config("quick", seeds=S)
+    metrics = GOOD[claim_id](cfg)
+    mutate(metrics, cfg)
+    assert _verdict(claim, metrics, cfg) in expected, case
+
+
+def test_rf_single_neuron_sub_verdicts_fail_on_their_own_target():
+    claim = claims.get("rf-single-neuron")
+    cfg = claim.config("quick", seeds=S)
+    metrics = GOOD["rf-single-neuron"](cfg)
+    metrics["tail_gd_neuron"] = metrics["tail_gd_neuron"] + 0.1
+    evaluation = claim.evaluate(metrics, cfg)
+    assert stats.decide(evaluation.checks, S) == stats.REPRODUCED
+    subs = {name: stats.decide(checks, S) for name, checks in evaluation.sub_verdicts.items()}
+    assert sorted(subs.values()) == [stats.NOT_REPRODUCED, stats.REPRODUCED]
+
+
+def test_layer_mi_reports_censored_runs_per_arm():
+    claim = claims.get("layer-mi")
+    cfg = claim.config("quick", seeds=S)
+    metrics = GOOD["layer-mi"](cfg)
+    _layer_mi_residual_censored(metrics, cfg)
+    summary = claim.evaluate(metrics, cfg).summary
+    assert summary["residual_censored_runs"] == 2 and summary["plain_censored_runs"] == 0
