@@ -205,6 +205,12 @@ def _dd_peak_only_at_extra_point(metrics, cfg):
     loss[:, extra] = 10 * loss.max()
 
 
+def _rf_close_to_gd(metrics, cfg):
+    """RF error still rising with d and GD still < 1e-3, but RF only ~5x GD at d=64."""
+    metrics["bulk_rf"] = _noisy(np.geomspace(1e-4, 5e-3, len(cfg.dims)), 1e-7)
+    metrics["bulk_gd_neuron"][:, -1] = 9e-4
+
+
 def _layer_mi_residual_censored(metrics, cfg):
     """The residual net passes only because two of its runs never reached the target."""
     censor = layer_mi._censored_value(cfg)
@@ -309,11 +315,7 @@ VIOLATIONS = {
             _set("bulk_gd_neuron", lambda v, c: v + 1e-2 * (np.arange(v.shape[1]) == 0)),
             NOT_REPRODUCED,
         ),
-        (
-            "RF within 10x of GD at d=64",
-            _set("bulk_gd_neuron", lambda v, c: v + 1e-4),
-            NOT_REPRODUCED,
-        ),
+        ("RF within 10x of GD at d=64", _rf_close_to_gd, NOT_REPRODUCED),
         ("lambda at the grid edge", _set("bulk_rf_edge", _edge), INCONCLUSIVE),
     ],
     "layer-mi": [
