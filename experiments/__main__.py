@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from experiments import claims
 from experiments.core import SCALES
@@ -36,7 +38,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"unknown claim(s) {unknown}; known: {', '.join(claims.claim_ids())}")
     if args.seeds is not None and args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
+    if not 0 <= args.seed < 2**32:
+        parser.error(f"--seed must be in [0, 2**32), got {args.seed}")
+    if not args.list:
+        problem = _unwritable(Path(args.out))
+        if problem:
+            parser.error(f"--out {args.out!r} is not a writable directory: {problem}")
     return args
+
+
+def _unwritable(out: Path) -> str | None:
+    """Why results could not be written under `out` (checked before any compute), or None."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as err:
+        return err.strerror or str(err)
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,6 @@
 """The experiment layer: runner, skip-on-rerun, atomic results, report, CLI errors."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -82,7 +83,13 @@ def test_unknown_scale_is_an_error():
 
 @pytest.mark.parametrize(
     "argv, message",
-    [(["no-such-claim"], "unknown claim"), (["--scale", "huge"], "--scale")],
+    [
+        (["no-such-claim"], "unknown claim"),
+        (["--scale", "huge"], "--scale"),
+        (["--seed", "-3"], "--seed must be in"),
+        (["--seed", str(2**40)], "--seed must be in"),
+        (["--out", "/proc/esparse-results"], "--out '/proc/esparse-results' is not a writable"),
+    ],
 )
 def test_cli_rejects_bad_arguments(argv, message):
     proc = subprocess.run(
@@ -103,3 +110,40 @@ def test_errorbar_log_mode_is_geometric_and_stays_positive():
     np.testing.assert_allclose(log_line.get_ydata(), np.exp(np.log(values).mean(axis=0)))
     assert min(seg[0, 1] for seg in linear_bars.get_segments()) < 0
     assert min(seg[0, 1] for seg in log_bars.get_segments()) > 0
+
+
+def test_code_change_changes_the_config_hash(tmp_path, monkeypatch):
+    """A change to any source behind a claim makes the runner redo it, not show a stale row."""
+    source = tmp_path / "kernel.py"
+    source.write_text("x = 1\n")
+    monkeypatch.setattr(runner, "_source_files", lambda claim: [source])
+    claim, config = _toy_claim(), _toy_claim().config("smoke")
+    before = runner.config_hash(claim, "smoke", config, 0)
+    assert runner.config_hash(claim, "smoke", config, 0) == before
+    source.write_text("x = 2\n")
+    assert runner.config_hash(claim, "smoke", config, 0) != before
+
+
+def test_report_lists_protocol_changes_and_code(tmp_path):
+    from experiments.core import ProtocolChange
+
+    change = ProtocolChange("2026-12-02", "budget doubled", "under-trained", "not reproduced")
+    claim = dataclasses.replace(_toy_claim(), changes=(change,))
+    record = runner.run_claim(claim, "smoke", out_dir=tmp_path)
+    assert record["code"]["source_digest"] and record["environment"]["matmul_precision"]
+    report = write_report(tmp_path, ["toy"]).read_text()
+    assert "## Changes made after results were seen" in report
+    assert (
+        "| `toy` | 2026-12-02 | budget doubled | under-trained | not reproduced | reproduced"
+        in report
+    )
+    assert f"`{record['code']['source_digest']}`" in report
+
+
+def test_ci_checks_report_half_width_and_power():
+    wide = stats.Interval(mean=0.005, low=-0.015, high=0.025, n=8)
+    check = stats.ci_above("ticket - dense", wide, -0.01, margin=0.01)
+    assert check.outcome == "inconclusive" and check.half_width == pytest.approx(0.02)
+    assert check.lacks_power and check.to_dict()["lacks_power"]
+    narrow = stats.Interval(mean=0.005, low=0.0, high=0.01, n=8)
+    assert not stats.ci_above("ticket - dense", narrow, -0.01, margin=0.01).lacks_power
