@@ -33,7 +33,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
-from esparse import _checks
+from esparse import _checks, execution
 from esparse import checkpoint as ckpt
 from esparse.data import Dataset
 
@@ -337,12 +337,12 @@ def train(
 # ----------------------------------------------------------------------------- seeds
 
 
-def _seed_mesh(n_seeds: int, argument: str) -> Mesh:
-    devices = jax.devices()
+def _seed_mesh(n_seeds: int, argument: str, n_devices: int) -> Mesh:
+    devices = jax.devices()[:n_devices]
     if n_seeds % len(devices):
         raise ValueError(
             f"{argument}={n_seeds} seeds per call must be divisible by the {len(devices)} "
-            "devices of the mesh when shard=True (choose a multiple, or chunk_size a multiple)"
+            "devices of the mesh when sharding (choose a multiple, or chunk_size a multiple)"
         )
     return Mesh(np.array(devices), ("seeds",))
 
@@ -373,14 +373,34 @@ def _check_seed_axis(name: str, tree: PyTree, n_seeds: int) -> None:
 
 
 def _chunks_and_mesh(
-    n_seeds: int, chunk_size: int | None, shard: bool
+    n_seeds: int, chunk_size: int | None, shard: bool | None
 ) -> tuple[int, list[int], Mesh | None]:
-    """Seeds per call, each chunk's first seed, and the device mesh when sharding."""
+    """Seeds per call, each chunk's first seed, and the device mesh when sharding.
+
+    None for chunk_size or shard takes the setting of the enclosing `execution` block.
+    """
+    settings = execution.current()
+    chunk_size = settings.chunk_size if chunk_size is None else chunk_size
+    if shard is None:
+        n_devices = settings.devices
+    else:
+        n_devices = jax.device_count() if shard else None
     if chunk_size is not None:
         chunk_size = _checks.positive_int("chunk_size", chunk_size)
     size = n_seeds if chunk_size is None else min(chunk_size, n_seeds)
-    mesh = _seed_mesh(size, "chunk_size" if chunk_size is not None else "keys") if shard else None
+    mesh = None
+    if n_devices is not None:
+        mesh = _seed_mesh(size, "chunk_size" if chunk_size is not None else "keys", n_devices)
     return size, list(range(0, n_seeds, size)), mesh
+
+
+def _gathered(tree: PyTree, mesh: Mesh | None) -> PyTree:
+    """Outputs on a mesh that spans other processes, gathered to every process (numpy)."""
+    if mesh is None or all(d.process_index == jax.process_index() for d in mesh.devices.flat):
+        return tree
+    from jax.experimental import multihost_utils
+
+    return multihost_utils.process_allgather(tree, tiled=True)
 
 
 def _take(tree: PyTree, start: int, size: int, n_seeds: int) -> PyTree:
@@ -449,7 +469,7 @@ def train_seeds(
     *,
     data_per_seed: bool = False,
     chunk_size: int | None = None,
-    shard: bool = False,
+    shard: bool | None = None,
     checkpoint_dir: str | None = None,
     checkpoint_every: int | None = None,
     progress: bool = False,
@@ -473,7 +493,11 @@ def train_seeds(
     (fingerprint of static arguments, function names, shapes and the keys' values; values
     closed over by functions, like a learning rate, are not covered, so give each
     configuration its own directory) or a corrupt checkpoint raises ValueError.
-    checkpoint_every without a directory only segments the run (for the progress bar).
+    checkpoint_every without a directory only segments the run (for the progress bar and so
+    that Ctrl-C is seen between segments: a segmented run waits for each segment).
+    chunk_size, shard, checkpoint_dir and checkpoint_every left at None take the settings of
+    the enclosing `esparse.execution.execution` block (its devices give the mesh; each call
+    checkpoints under its own sub-directory of the block's checkpoint_dir).
     progress: a tqdm bar over steps (times chunks), updated per chunk and segment; shown only
     on a terminal. Unsharded and without checkpoints or segments, each chunk runs as one
     compiled program (initialisation, scan over steps and result together).
@@ -488,6 +512,9 @@ def train_seeds(
     if data_per_seed:
         _check_seed_axis("data", data, n_seeds)
     size, starts, mesh = _chunks_and_mesh(n_seeds, chunk_size, shard)
+    if checkpoint_every is None and checkpoint_dir is None:
+        checkpoint_every = execution.current().checkpoint_every
+        checkpoint_dir = execution.next_checkpoint_dir()
     segment = cfg.steps
     if checkpoint_every is not None:
         segment = min(_checks.positive_int("checkpoint_every", checkpoint_every), cfg.steps)
@@ -513,7 +540,7 @@ def train_seeds(
             for chunk in inputs:
                 results.append(whole(*chunk))
                 bar.update(cfg.steps)
-        return _concat(results, n_seeds)
+        return _gathered(_concat(results, n_seeds), mesh)
 
     init = _seed_program("init", cfg, 0, data_axis, mesh)
     chunks = [[init(*c), c[0], c[2], c[3]] for c in inputs]  # state, keys, data, mask
@@ -545,12 +572,13 @@ def train_seeds(
                 c[0] = run(c[0], c[1], c[2], c[3], start)
                 bar.update(length)
             done += length
+            jax.block_until_ready([c[0] for c in chunks])  # a segment ends here: Ctrl-C works
             if checkpoint_dir is not None:
                 meta = {"fingerprint": fp, "step": done, "steps": cfg.steps}
                 ckpt.save(checkpoint_dir, done, [c[0] for c in chunks], meta)
 
     result = _seed_program("result", cfg, 0, data_axis, mesh)
-    return _concat([result(c[0]) for c in chunks], n_seeds)
+    return _gathered(_concat([result(c[0]) for c in chunks], n_seeds), mesh)
 
 
 @functools.lru_cache(maxsize=64)
@@ -564,7 +592,7 @@ def vmap_seeds(
     keys: jax.Array,
     *args: Any,
     chunk_size: int | None = None,
-    shard: bool = False,
+    shard: bool | None = None,
     in_axes: tuple[int | None, ...] | None = None,
 ) -> PyTree:
     """fn(key, *args) for every key, as one jitted `jax.vmap` (per chunk of seeds).
@@ -572,8 +600,9 @@ def vmap_seeds(
     keys: (S,) PRNG keys. args: pytrees. in_axes: one entry per arg, 0 when every leaf of it
     has a leading seed axis of S, None when it is shared by all seeds; default all None.
     chunk_size and shard as in `train_seeds` (last chunk padded; seeds per call divisible by
-    the device count). `fn` is static: pass the same function object to reuse the compiled
-    program. Returns fn's output pytree with a leading seed axis S.
+    the device count; None takes the enclosing `execution` block's setting). `fn` is static:
+    pass the same function object to reuse the compiled program. Returns fn's output pytree
+    with a leading seed axis S.
     """
     if not callable(fn):
         raise ValueError(f"fn must be callable, got {fn!r}")
@@ -596,4 +625,4 @@ def vmap_seeds(
             for arg, axis in zip(args, in_axes, strict=True)
         ]
         outputs.append(program(_put(_take(keys, start, size, n_seeds), seeds_sh), *chunk_args))
-    return _concat(outputs, n_seeds)
+    return _gathered(_concat(outputs, n_seeds), mesh)

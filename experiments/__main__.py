@@ -1,6 +1,14 @@
 """The reproduction suite's command line.
 
 python -m experiments [CLAIM ...] --scale {smoke,quick,full} --seeds N --seed BASE --out DIR
+    [--chunk-size N|auto] [--devices N|all] [--checkpoint-every STEPS]
+    [--coordinator HOST:PORT --num-processes N --process-id I | --distributed]
+
+Seeds run through the engine (`esparse.execution`): --chunk-size runs them in chunks,
+--devices shards the seed axis over devices, --checkpoint-every saves every training run's
+state so that the same command, run again after an interruption (Ctrl-C, a killed job),
+resumes where it stopped. The multi-process flags call `jax.distributed.initialize`; every
+process runs the same command, computes its shard of the seeds, and process 0 writes.
 """
 
 from __future__ import annotations
@@ -30,6 +38,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--force", action="store_true", help="redo claims already done")
     parser.add_argument("--list", action="store_true", help="list the claims and exit")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    engine = parser.add_argument_group("seed engine and scale-out")
+    engine.add_argument("--chunk-size", help="seeds per compiled call: N, or auto (CPU: 8)")
+    engine.add_argument("--devices", help="shard the seed axis over N local devices, or all")
+    engine.add_argument(
+        "--checkpoint-every", type=int, help="save training state every STEPS steps (resumable)"
+    )
+    engine.add_argument("--coordinator", help="HOST:PORT of process 0 (multi-process run)")
+    engine.add_argument("--num-processes", type=int, help="processes in a multi-process run")
+    engine.add_argument("--process-id", type=int, help="this process's id in [0, N)")
+    engine.add_argument(
+        "--distributed",
+        action="store_true",
+        help="multi-process with the cluster's environment (SLURM, TPU pod, JAX_* variables)",
+    )
+    engine.add_argument(
+        "--init-timeout", type=int, default=60, help="seconds to wait for the coordinator"
+    )
     args = parser.parse_args(argv)
     if args.scale not in SCALES:
         parser.error(f"--scale must be one of {', '.join(SCALES)}, got {args.scale!r}")
@@ -40,11 +65,101 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
     if not 0 <= args.seed < 2**32:
         parser.error(f"--seed must be in [0, 2**32), got {args.seed}")
+    _check_engine_flags(parser, args)
     if not args.list:
         problem = _unwritable(Path(args.out))
         if problem:
             parser.error(f"--out {args.out!r} is not a writable directory: {problem}")
     return args
+
+
+def _check_engine_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Flag values that need no devices to check (the device count is known only after
+    `jax.distributed.initialize`; `resolve_engine` checks the rest)."""
+    if args.chunk_size not in (None, "auto") and not (
+        args.chunk_size.isdigit() and int(args.chunk_size) >= 1
+    ):
+        parser.error(f"--chunk-size must be a positive int or auto, got {args.chunk_size!r}")
+    if args.devices not in (None, "all") and not (
+        args.devices.isdigit() and int(args.devices) >= 1
+    ):
+        parser.error(f"--devices must be a positive int or all, got {args.devices!r}")
+    if args.checkpoint_every is not None and args.checkpoint_every < 1:
+        parser.error(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
+    multi = (args.coordinator, args.num_processes, args.process_id)
+    if any(v is not None for v in multi):
+        if any(v is None for v in multi):
+            parser.error("--coordinator, --num-processes and --process-id go together")
+        if args.num_processes < 1:
+            parser.error(f"--num-processes must be >= 1, got {args.num_processes}")
+        if not 0 <= args.process_id < args.num_processes:
+            parser.error(
+                f"--process-id must be in [0, {args.num_processes}), got {args.process_id}"
+            )
+        if args.coordinator.rpartition(":")[2].isdigit() is False:
+            parser.error(f"--coordinator must be HOST:PORT, got {args.coordinator!r}")
+    if args.init_timeout < 1:
+        parser.error(f"--init-timeout must be >= 1, got {args.init_timeout}")
+
+
+def start_processes(args: argparse.Namespace) -> None:
+    """`jax.distributed.initialize` from the flags (before any device is touched)."""
+    import jax
+
+    if args.coordinator is not None:
+        try:
+            jax.distributed.initialize(
+                coordinator_address=args.coordinator,
+                num_processes=args.num_processes,
+                process_id=args.process_id,
+                initialization_timeout=args.init_timeout,
+            )
+        except Exception as err:  # a coordinator that never answers: say which flag
+            raise SystemExit(
+                f"python -m experiments: error: --coordinator {args.coordinator}: no multi-process "
+                f"start within --init-timeout {args.init_timeout} s ({type(err).__name__})"
+            ) from err
+    elif args.distributed:
+        jax.distributed.initialize(initialization_timeout=args.init_timeout)
+
+
+def resolve_engine(args: argparse.Namespace) -> dict:
+    """The engine settings of the flags: chunk_size, devices, checkpoint_every."""
+    import jax
+
+    chunk = args.chunk_size
+    if chunk == "auto":  # CPU: 8 seeds keep weights and optimizer state in cache (BUILD_NOTES)
+        chunk = 8 if jax.default_backend() == "cpu" else None
+    devices = args.devices
+    if devices == "all":
+        devices = jax.device_count()
+    elif devices is not None:
+        devices = int(devices)
+        if devices > jax.device_count():
+            raise SystemExit(
+                f"python -m experiments: error: --devices {devices} exceeds the "
+                f"{jax.device_count()} devices present"
+            )
+    return {
+        "chunk_size": None if chunk is None else int(chunk),
+        "devices": devices,
+        "checkpoint_every": args.checkpoint_every,
+    }
+
+
+def _check_divisible(ids: list[str], args: argparse.Namespace, engine: dict) -> None:
+    """Refuse, before any compute, a seed count (or chunk) that does not divide the mesh."""
+    if engine["devices"] is None:
+        return
+    for cid in ids:
+        per_call = claims.get(cid).config(args.scale, args.seeds).seeds
+        per_call = min(engine["chunk_size"] or per_call, per_call)
+        if per_call % engine["devices"]:
+            raise SystemExit(
+                f"python -m experiments: error: {cid} runs {per_call} seeds per call, which "
+                f"does not divide over --devices {engine['devices']}: choose --seeds or "
+                "--chunk-size a multiple of the device count"
+            )
 
 
 def _unwritable(out: Path) -> str | None:
@@ -65,24 +180,46 @@ def main(argv: list[str] | None = None) -> int:
             claim = claims.get(cid)
             print(f"{cid:22s} {claim.paper:4s} {claim.statement}")
         return 0
+    start_processes(args)
+    engine = resolve_engine(args)
+    ids = args.claims or claims.claim_ids()
+    _check_divisible(ids, args, engine)
+    import jax
     from tqdm import tqdm
 
-    ids = args.claims or claims.claim_ids()
+    writer = jax.process_index() == 0
     rows = []
-    bar = tqdm(ids, desc="claims", unit="claim", disable=args.quiet or None)
+    bar = tqdm(ids, desc="claims", unit="claim", disable=args.quiet or not writer or None)
     for cid in bar:
         bar.set_postfix_str(cid)
         start = time.perf_counter()
-        record = run_claim(
-            claims.get(cid),
-            args.scale,
-            seeds=args.seeds,
-            base_seed=args.seed,
-            out_dir=args.out,
-            force=args.force,
-        )
+        try:
+            record = run_claim(
+                claims.get(cid),
+                args.scale,
+                seeds=args.seeds,
+                base_seed=args.seed,
+                out_dir=args.out,
+                force=args.force,
+                **engine,
+            )
+        except KeyboardInterrupt:
+            saved = (
+                f"its checkpoints (every {engine['checkpoint_every']} steps) are under "
+                f"{Path(args.out) / '.checkpoints'}"
+                if engine["checkpoint_every"]
+                else "nothing of it was saved (add --checkpoint-every STEPS to make it resumable)"
+            )
+            print(
+                f"\ninterrupted during {cid}: {saved}. Run the same command again to resume; "
+                "finished claims are skipped.",
+                file=sys.stderr,
+            )
+            return 130
         took = "skipped (done)" if record.get("skipped") else f"{time.perf_counter() - start:.1f} s"
         rows.append((cid, record["verdict"], took, record["headline"]))
+    if not writer:
+        return 0
     report = write_report(args.out, claims.claim_ids())
     width = max(len(r[0]) for r in rows)
     print(f"\n{'claim':{width}s}  {'verdict':15s}  {'time':15s}  key numbers")

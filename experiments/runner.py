@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from esparse import stats
+from esparse import execution, stats
 from experiments.core import PAPERS, Claim
 
 RESULT_VERSION = 1
@@ -155,6 +156,12 @@ def load_record(path: Path) -> dict | None:
     return record if "verdict" in record else None
 
 
+def checkpoint_dir(out_dir: str | os.PathLike, claim: Claim, digest: str) -> Path:
+    """Where a claim's engine checkpoints go: one directory per claim and config hash, so a
+    changed config or code never resumes from another run's state."""
+    return Path(out_dir) / ".checkpoints" / f"{claim.id}-{digest}"
+
+
 def run_claim(
     claim: Claim,
     scale: str = "quick",
@@ -163,9 +170,20 @@ def run_claim(
     base_seed: int = 0,
     out_dir: str | os.PathLike = "results",
     force: bool = False,
+    chunk_size: int | None = None,
+    devices: int | None = None,
+    checkpoint_every: int | None = None,
 ) -> dict:
-    """Run one claim (all seeds in one vmapped computation), decide its verdict, write
-    DIR/<claim>.json and DIR/<claim>.png; skip when the same config is already done."""
+    """Run one claim (its seeds through the engine), decide its verdict, write
+    DIR/<claim>.json and DIR/<claim>.png; skip when the same config is already done.
+
+    chunk_size, devices, checkpoint_every: the seed engine's settings for every call the claim
+    makes (`esparse.execution`). With checkpoint_every, each training run saves its state
+    every that many steps under `checkpoint_dir(...)`; run again after an interruption, the
+    claim resumes from there and ends with the same per-seed numbers; the checkpoints are
+    removed once the claim's JSON is written. In a multi-process run every process computes
+    its shard of the seeds and only process 0 writes.
+    """
     out = Path(out_dir)
     config = claim.config(scale, seeds)
     digest = config_hash(claim, scale, config, base_seed)
@@ -175,9 +193,18 @@ def run_claim(
         previous["skipped"] = True
         return previous
 
+    ckpt_dir = checkpoint_dir(out, claim, digest) if checkpoint_every is not None else None
+    if force and ckpt_dir is not None and jax.process_index() == 0:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
     start = time.perf_counter()
     keys = seed_keys(base_seed, config.seeds)
-    metrics = {name: np.asarray(value) for name, value in claim.run(keys, config).items()}
+    with execution.execution(
+        chunk_size=chunk_size,
+        devices=devices,
+        checkpoint_dir=None if ckpt_dir is None else str(ckpt_dir),
+        checkpoint_every=checkpoint_every,
+    ):
+        metrics = {name: np.asarray(value) for name, value in claim.run(keys, config).items()}
     wall = time.perf_counter() - start
     evaluation = claim.evaluate(metrics, config)
     verdict = stats.decide(evaluation.checks, config.seeds)
@@ -188,7 +215,6 @@ def run_claim(
         }
         for name, checks in evaluation.sub_verdicts.items()
     }
-    write_atomic(png_path, lambda tmp: claim.plot(metrics, config, tmp))
     record = {
         "claim": claim.id,
         "paper": claim.paper,
@@ -211,7 +237,17 @@ def run_claim(
         "code": code_identity(claim),
         "protocol_changes": [dataclasses.asdict(c) for c in claim.changes],
         "environment": environment(),
+        "execution": {
+            "chunk_size": chunk_size,
+            "devices": devices,
+            "checkpoint_every": checkpoint_every,
+            "processes": jax.process_count(),
+        },
         "figure": png_path.name,
     }
-    write_json(json_path, record)
+    if jax.process_index() == 0:
+        write_atomic(png_path, lambda tmp: claim.plot(metrics, config, tmp))
+        write_json(json_path, record)
+        if ckpt_dir is not None:
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
     return record

@@ -17,12 +17,13 @@ whether the over-parameterised end beats the best under-parameterised loss (squa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from esparse import data, features, stats
+from esparse import data, features, stats, train
 from experiments.core import Claim, Evaluation, ProtocolChange, errorbar, save_figure, subplots
 
 
@@ -66,9 +67,9 @@ def _fit(key, ds: data.Dataset, n: int, n_features: int):
 def run(keys, config: Config) -> dict:
     ds = data.standardize(data.mnist1d(num_samples=config.num_samples))
     out = {"test_squared_loss": [], "test_zero_one_loss": [], "weight_norm": []}
-    fn = jax.jit(jax.vmap(_fit, in_axes=(0, None, None, None)), static_argnums=(2, 3))
     for n_features in _grid(config)[0].tolist():
-        sq, zo, norm = fn(keys, ds, config.n_train, n_features)
+        fit = partial(_fit, n=config.n_train, n_features=n_features)
+        sq, zo, norm = train.vmap_seeds(fit, keys, ds)
         out["test_squared_loss"].append(np.asarray(sq))
         out["test_zero_one_loss"].append(np.asarray(zo))
         out["weight_norm"].append(np.asarray(norm))

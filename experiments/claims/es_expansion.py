@@ -13,12 +13,13 @@ the ridge lambda choices sit at an edge of the grid (2026-12-02 clarification).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from esparse import data, projection, readout, sparsify, stats
+from esparse import data, projection, readout, sparsify, stats, train
 from experiments.core import (
     Claim,
     Evaluation,
@@ -59,8 +60,9 @@ def _readout(key, phi, ds: data.Dataset):
     return fit.test_accuracy, fit.at_edge
 
 
-_EXPANSIONS = jax.jit(jax.vmap(_expansions, in_axes=(0, None, None, None)), static_argnums=(2, 3))
-_READOUTS = jax.jit(jax.vmap(_readout, in_axes=(0, 0, None)))
+def _readouts(keys, phi, ds: data.Dataset):
+    """`_readout` of every seed's features phi: (S, n_all, m)."""
+    return train.vmap_seeds(_readout, keys, phi, ds, in_axes=(0, None))
 
 
 def run(keys, config: Config) -> dict:
@@ -73,15 +75,14 @@ def run(keys, config: Config) -> dict:
         m = r * x_all.shape[1]
         # features, then readouts, one vmapped call each (fusing both in one program stalled
         # XLA:CPU at 8 seeds); blocking per ratio bounds memory to one ratio's features
-        phi_sparse, phi_dense = _EXPANSIONS(
-            proj_keys, x_all, m, max(1, round(config.keep_fraction * m))
-        )
-        acc, at_edge = (np.asarray(v) for v in _READOUTS(split_keys, phi_sparse, ds))
+        expand = partial(_expansions, m=m, k=max(1, round(config.keep_fraction * m)))
+        phi_sparse, phi_dense = train.vmap_seeds(expand, proj_keys, x_all)
+        acc, at_edge = (np.asarray(v) for v in _readouts(split_keys, phi_sparse, ds))
         sparse.append(acc)
         edge.append(at_edge)
-        dense.append(np.asarray(_READOUTS(split_keys, phi_dense, ds)[0]))
+        dense.append(np.asarray(_readouts(split_keys, phi_dense, ds)[0]))
     raw = np.asarray(
-        _READOUTS(split_keys, jnp.broadcast_to(x_all, (len(keys), *x_all.shape)), ds)[0]
+        _readouts(split_keys, jnp.broadcast_to(x_all, (len(keys), *x_all.shape)), ds)[0]
     )
     return {
         "sparse_accuracy": np.stack(sparse, axis=1),

@@ -16,6 +16,7 @@ the trained MLP is reported.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import jax
 import numpy as np
@@ -76,11 +77,10 @@ def run(keys, config: Config) -> dict:
     ds = data.standardize(data.mnist1d(num_samples=config.num_samples))
     acc, edge = [], []
     for width in config.widths:
-        fn = jax.jit(jax.vmap(_random_net_accuracy, in_axes=(0, None, None)), static_argnums=2)
-        a, e = fn(keys, ds, width)
+        a, e = train.vmap_seeds(partial(_random_net_accuracy, width=width), keys, ds)
         acc.append(np.asarray(a))
         edge.append(np.asarray(e))
-    raw = jax.jit(jax.vmap(_raw_accuracy, in_axes=(0, None)))(keys, ds)
+    raw = train.vmap_seeds(_raw_accuracy, keys, ds)
     model = nn.mlp((ds.x_train.shape[1], config.mlp_width, 10))
     init_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
     result = train.train_seeds(

@@ -1,0 +1,172 @@
+"""The suite at scale: every claim's seeds through the engine, chunked, sharded, multi-process,
+checkpointed and resumable from the CLI (`python -m experiments`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from esparse import execution
+from experiments import claims
+from experiments.runner import run_claim
+
+ROOT = Path(__file__).resolve().parents[1]
+CLAIM = "dropout"  # a training claim: its runs go through train_seeds
+
+
+def _metrics(record: dict) -> dict[str, np.ndarray]:
+    return {k: np.asarray(v, float) for k, v in record["metrics"].items()}
+
+
+def _assert_same_metrics(a: dict, b: dict, atol: float = 1e-6) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], atol=atol, err_msg=name)
+
+
+def _cli(args: list[str], devices: int = 2, **popen) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+        "JAX_PLATFORMS": "cpu",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "experiments", *args, "--quiet"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory):
+    """The unchunked, unsharded run of CLAIM at smoke scale with 8 seeds."""
+    out = tmp_path_factory.mktemp("plain")
+    return _metrics(run_claim(claims.get(CLAIM), "smoke", seeds=8, out_dir=out))
+
+
+@pytest.mark.parametrize("engine", [{"chunk_size": 2}, {"devices": 8}, {"checkpoint_every": 30}])
+def test_chunked_sharded_and_segmented_runs_match(plain, tmp_path, engine):
+    record = run_claim(claims.get(CLAIM), "smoke", seeds=8, out_dir=tmp_path, **engine)
+    assert record["execution"][next(iter(engine))] == next(iter(engine.values()))
+    # chunks and shards change XLA's batch sizes, so float rounding differs: 1e-6, not bitwise
+    _assert_same_metrics(_metrics(record), plain)
+    assert not (tmp_path / ".checkpoints").exists()  # removed once the JSON is written
+
+
+def test_execution_block_reaches_the_engine_and_validates():
+    with execution.execution(chunk_size=3, devices=2) as settings:
+        assert execution.current() == settings == execution.Execution(3, 2, None, None)
+    assert execution.current() == execution.Execution()
+    with pytest.raises(ValueError, match="devices must be in"):
+        with execution.execution(devices=jax.device_count() + 1):
+            pass
+    with pytest.raises(ValueError, match="checkpoint_every must be given"):
+        with execution.execution(checkpoint_dir="/tmp/x"):
+            pass
+
+
+def test_two_processes_match_one_and_only_process_zero_writes(plain, tmp_path):
+    port = _free_port()
+    outs = [tmp_path / f"p{i}" for i in range(2)]
+    procs = [
+        _cli(
+            [CLAIM, "--scale", "smoke", "--seeds", "8", "--out", str(outs[i]), "--devices", "all"]
+            + ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2"]
+            + ["--process-id", str(i)]
+        )
+        for i in range(2)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-2000:]
+    record = json.loads((outs[0] / f"{CLAIM}.json").read_text())
+    assert record["execution"]["processes"] == 2 and record["execution"]["devices"] == 4
+    _assert_same_metrics(_metrics(record), plain)
+    assert not list(outs[1].glob("*.json")) and not (outs[1] / "REPORT.md").exists()
+
+
+def _wait_for_checkpoint(out: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(p.name.isdigit() for p in out.glob(".checkpoints/*/call-*/*")):
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended before its first checkpoint: {proc.stderr.read()[-2000:]}")
+        time.sleep(0.05)
+    pytest.fail("no checkpoint appeared")
+
+
+def test_killed_claim_resumes_from_its_checkpoint(plain, tmp_path):
+    args = [CLAIM, "--scale", "smoke", "--seeds", "8", "--out", str(tmp_path)]
+    args += ["--checkpoint-every", "10"]
+    first = _cli(args)
+    _wait_for_checkpoint(tmp_path, first)
+    first.kill()
+    first.communicate()
+    assert not (tmp_path / f"{CLAIM}.json").exists()
+    second = _cli(args)
+    _, err = second.communicate(timeout=300)
+    assert second.returncode == 0, err[-2000:]
+    record = json.loads((tmp_path / f"{CLAIM}.json").read_text())
+    _assert_same_metrics(_metrics(record), plain)
+
+
+def test_ctrl_c_stops_within_seconds_and_says_how_to_resume(tmp_path):
+    args = [CLAIM, "--scale", "smoke", "--seeds", "8", "--out", str(tmp_path)]
+    proc = _cli([*args, "--checkpoint-every", "10"])
+    _wait_for_checkpoint(tmp_path, proc)
+    proc.send_signal(signal.SIGINT)
+    start = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    assert time.monotonic() - start < 20
+    assert proc.returncode == 130 and "Run the same command again to resume" in err
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--chunk-size", "0"], "--chunk-size must be a positive int or auto, got '0'"),
+        (["--devices", "99"], "--devices 99 exceeds the 2 devices"),
+        (["--devices", "2", "--seeds", "3"], "does not divide over --devices 2"),
+        (["--checkpoint-every", "0"], "--checkpoint-every must be >= 1"),
+        (
+            ["--coordinator", "127.0.0.1:1", "--num-processes", "2", "--process-id", "5"],
+            "--process-id must be in [0, 2), got 5",
+        ),
+        (["--coordinator", "127.0.0.1:1"], "go together"),
+    ],
+)
+def test_cli_refuses_bad_engine_flags_and_writes_nothing(tmp_path, flags, message):
+    proc = _cli([CLAIM, "--scale", "smoke", "--out", str(tmp_path / "out"), *flags])
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and message in err
+    assert not list((tmp_path / "out").glob("*.json"))
+
+
+def test_a_coordinator_that_never_answers_times_out_clearly(tmp_path):
+    port = _free_port()  # nobody listens there
+    flags = ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", "1"]
+    proc = _cli([CLAIM, "--scale", "smoke", "--out", str(tmp_path), *flags, "--init-timeout", "3"])
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "no multi-process start within --init-timeout 3 s" in err
+    assert not list(tmp_path.glob("*.json"))
