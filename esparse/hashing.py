@@ -1,64 +1,177 @@
-"""Similarity hashing: FlyHash and sign-random-projection LSH codes, and the mean average
-precision of a Hamming ranking against true nearest neighbours.
+"""Similarity hashing: FlyHash and sign-random-projection LSH codes, packed into uint32 words,
+exact Hamming k-nearest-neighbour search by popcount, and the mean average precision of a
+Hamming ranking against true nearest neighbours.
 
 References: Dasgupta, Stevens & Navlakha, *A neural algorithm for a fundamental computing
 problem* (Science 2017); Charikar, *Similarity estimation techniques from rounding algorithms*
 (STOC 2002).
 
-Codes are {0, 1} float arrays (n, bits); every function is jit- and vmap-friendly (sizes are
-static Python ints).
+Codes are packed (`esparse.codes`): a code of m bits is (..., ceil(m / 32)) uint32, bit j in
+bit j % 32 of word j // 32; `pack_bits` / `unpack_bits` convert from / to 0/1 arrays. The
+Hamming distance of two codes is the popcount of their XOR summed over words. Every function
+is jit- and vmap-friendly (sizes are static Python ints).
 """
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax import lax
 
-from esparse import projection, sparsify
+from esparse import _checks, projection, sparsify
+from esparse.codes import pack_bits, unpack_bits
 
 __all__ = [
     "flyhash",
     "hamming",
+    "hamming_knn",
     "lsh",
     "mean_average_precision",
+    "pack_bits",
     "true_neighbors",
+    "unpack_bits",
 ]
+
+_BIG = np.int32(np.iinfo(np.int32).max)
 
 
 def flyhash(key: jax.Array, x: jax.Array, m: int, k: int, c: int) -> jax.Array:
     """FlyHash codes: m binary units each summing c distinct random inputs, top k set to 1.
 
-    x: (n, d) -> (n, m) in {0, 1}, exactly k ones per row (Dasgupta et al. 2017). The units are
-    `projection.fly(key, d, m, c)` applied by gather-and-sum; the winners are
-    `sparsify.kwta_binary` (ties go to the lower unit index).
+    x: (n, d) -> packed (n, ceil(m / 32)) uint32, exactly k bits set per row (Dasgupta et al.
+    2017). The units are `projection.fly(key, d, m, c)` applied by gather-and-sum; the winners
+    are `sparsify.kwta_mask` (ties go to the lower unit index), packed by `pack_bits`.
     """
     indices = projection.fly(key, x.shape[1], m, c)
-    return sparsify.kwta_binary(projection.apply_fly(x, indices), k).astype(jnp.float32)
+    return pack_bits(sparsify.kwta_mask(projection.apply_fly(x, indices), k))
 
 
 def lsh(key: jax.Array, x: jax.Array, bits: int) -> jax.Array:
-    """Sign-random-projection LSH: (x @ G > 0) with G ~ N(0, 1), x: (n, d) -> (n, bits)."""
+    """Sign-random-projection LSH: bit j = (x @ G)[:, j] > 0 with G ~ N(0, 1) (d, bits).
+
+    x: (n, d) -> packed (n, ceil(bits / 32)) uint32.
+    """
     g = jax.random.normal(key, (x.shape[1], bits), x.dtype)
-    return (x @ g > 0).astype(jnp.float32)
+    return pack_bits(jnp.matmul(x, g, precision=lax.Precision.HIGHEST) > 0)
+
+
+def _check_codes(name_a: str, a, name_b: str, b) -> None:
+    for name, v in ((name_a, a), (name_b, b)):
+        _checks.ndim(name, v, 2)
+        if v.dtype != jnp.uint32:
+            raise ValueError(f"{name} must be packed uint32 codes, got dtype {v.dtype}")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(
+            f"{name_a} and {name_b} must have the same number of words per code, got "
+            f"{a.shape[1]} and {b.shape[1]}"
+        )
+
+
+def _distances(a: jax.Array, b: jax.Array) -> jax.Array:
+    """(q, W), (n, W) uint32 -> (q, n) int32: XOR, popcount, sum over words."""
+    return jnp.sum(lax.population_count(a[:, None, :] ^ b[None]).astype(jnp.int32), axis=-1)
 
 
 def hamming(a: jax.Array, b: jax.Array) -> jax.Array:
-    """Hamming distances between binary codes a: (q, bits) and b: (n, bits) -> (q, n)."""
-    return a @ (1.0 - b).T + (1.0 - a) @ b.T
+    """Hamming distances between packed codes a: (q, W) and b: (n, W) uint32 -> (q, n) int32."""
+    _check_codes("a", a, "b", b)
+    return jax.jit(_distances)(a, b)
+
+
+def _merge(best_d, best_i, new_d, new_i):
+    """Two lists (q, k) sorted by (distance, index), every new index above every best index
+    -> the k first of their union, sorted the same way (ranks by counting, no sort)."""
+    k = best_d.shape[1]
+    slot = jnp.arange(k, dtype=jnp.int32)
+    rank_best = slot + jnp.sum(new_d[:, None, :] < best_d[:, :, None], axis=2, dtype=jnp.int32)
+    rank_new = slot + jnp.sum(best_d[:, None, :] <= new_d[:, :, None], axis=2, dtype=jnp.int32)
+    rank = jnp.concatenate([rank_best, rank_new], axis=1)
+    hit = rank[:, None, :] == slot[None, :, None]  # (q, k slots, 2k entries): one hit per slot
+    pick = lambda v: jnp.sum(jnp.where(hit, v[:, None, :], 0), axis=2)  # noqa: E731
+    return pick(jnp.concatenate([best_d, new_d], 1)), pick(jnp.concatenate([best_i, new_i], 1))
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _knn(database, queries, k: int, block: int):
+    n, words = database.shape
+    q, sentinel = queries.shape[0], 32 * words + 1
+    n_blocks = -(-n // block)
+    blocks = jnp.pad(database, ((0, n_blocks * block - n), (0, 0))).reshape(n_blocks, block, words)
+    local = jnp.arange(block, dtype=jnp.int32)
+
+    def step(best, xs):
+        best_d, best_i = best
+        codes, b = xs
+        d = _distances(queries, codes)
+        # entries that can enter: closer than the current k-th best (an equal distance loses
+        # to it, which has a lower index); key orders them by (distance, index)
+        enter = (d < best_d[:, -1:]) & (b * block + local < n)
+        key = jnp.where(enter, d * block + local, _BIG)
+        need = jnp.minimum(jnp.sum(enter, axis=1, dtype=jnp.int32), k)
+
+        def extract(state):  # the next smallest key of each row: one reduction
+            t, found = state
+            last = jnp.where(t == 0, -1, lax.dynamic_index_in_dim(found, t - 1, 1, False))
+            nxt = jnp.min(jnp.where(key > last[:, None], key, _BIG), axis=1)
+            return t + 1, lax.dynamic_update_index_in_dim(found, nxt, t, 1)
+
+        _, found = lax.while_loop(
+            lambda s: (s[0] < k) & jnp.any(need > s[0]),
+            extract,
+            (jnp.int32(0), jnp.full((q, k), _BIG, jnp.int32)),
+        )
+        ok = found < _BIG
+        new_d = jnp.where(ok, found // block, sentinel)
+        new_i = jnp.where(ok, b * block + found % block, n)
+        return _merge(best_d, best_i, new_d, new_i), None
+
+    init = (jnp.full((q, k), sentinel, jnp.int32), jnp.full((q, k), n, jnp.int32))
+    return lax.scan(step, init, (blocks, jnp.arange(n_blocks, dtype=jnp.int32)))[0]
+
+
+def hamming_knn(
+    database: jax.Array, queries: jax.Array, k: int, block_size: int = 512
+) -> tuple[jax.Array, jax.Array]:
+    """Exact k nearest neighbours in Hamming distance of packed codes.
+
+    database: (n, W) uint32, queries: (q, W) uint32 -> (distances, indices), each (q, k)
+    int32, sorted by (distance, database index): among codes at equal distance the lower
+    database index comes first (the order of a stable argsort of the distances).
+
+    Distances are XOR + popcount summed over words. The database is scanned in blocks of
+    `block_size` codes (`lax.scan`), keeping a running k-best per query, so memory is
+    O(q * block_size) whatever n is. No sort: an entry of a block can enter only if it is
+    closer than the current k-th best; those are pulled out in (distance, index) order by
+    one masked row minimum each (few per block once the running k-th best is tight), and
+    merged with the k-best by counting ranks. vmap over a leading seed axis of both inputs.
+    """
+    _check_codes("database", database, "queries", queries)
+    k = _checks.int_in_range("k", k, 1, database.shape[0])
+    block_size = _checks.positive_int("block_size", block_size)
+    return _knn(database, queries, k, min(block_size, database.shape[0]))
 
 
 def true_neighbors(
     x_query: jax.Array, x_db: jax.Array, n_neighbors: int, exclude: jax.Array | None = None
 ) -> jax.Array:
-    """(q, n) bool: the n_neighbors nearest db rows (l2) of each query row.
+    """(q, n_neighbors) int32: the indices of the n_neighbors nearest db rows (l2) of each
+    query row, nearest first.
 
     exclude: optional (q,) db index per query (the query itself) never counted as a neighbour.
     """
-    d2 = jnp.sum(x_query**2, 1)[:, None] - 2 * x_query @ x_db.T + jnp.sum(x_db**2, 1)[None, :]
+    cross = jnp.matmul(x_query, x_db.T, precision=lax.Precision.HIGHEST)
+    d2 = jnp.sum(x_query**2, 1)[:, None] - 2 * cross + jnp.sum(x_db**2, 1)[None, :]
     if exclude is not None:
         d2 = d2.at[jnp.arange(d2.shape[0]), exclude].set(jnp.inf)
-    _, idx = jax.lax.top_k(-d2, n_neighbors)
-    return jnp.zeros(d2.shape, bool).at[jnp.arange(d2.shape[0])[:, None], idx].set(True)
+    return lax.top_k(-d2, n_neighbors)[1].astype(jnp.int32)
+
+
+def _before(d_a, u_a, i_a, d_b, u_b, i_b):
+    """a ranks before b in the order by (distance, tie-break u, index)."""
+    return (d_a < d_b) | ((d_a == d_b) & ((u_a < u_b) | ((u_a == u_b) & (i_a < i_b))))
 
 
 def mean_average_precision(
@@ -69,21 +182,48 @@ def mean_average_precision(
 ) -> jax.Array:
     """Mean over queries of the average precision of ranking db items by `distances`.
 
-    distances: (q, n) (e.g. Hamming), relevant: (q, n) bool. Ties are broken at random (from
-    `key`), so equal distances give the expected precision of a random order, not an
-    optimistic one. exclude: optional (q,) db index per query (itself) dropped from the
-    ranking. AP = mean, over the relevant items, of the precision at each one's rank.
+    distances: (q, n) (e.g. `hamming` of packed codes), relevant: (q, r) int indices of the
+    relevant db items of each query (distinct; e.g. `true_neighbors`). Ties are broken at
+    random (from `key`), so equal distances give the expected precision of a random order,
+    not an optimistic one: items are ranked by (distance, u, index) with u =
+    `jax.random.uniform(key, (q, n))`. exclude: optional (q,) db index per query (itself)
+    dropped from the ranking (and from the relevant items). AP = mean, over the relevant
+    items, of the precision at each one's rank.
+
+    No sort: the rank of a relevant item is the number of items ranked before it, counted,
+    which is O(q r n) comparisons (r << n); Hamming distances are small integers, so ties
+    are common and the tie-break matters.
     """
     q, n = distances.shape
-    distances = distances.astype(jnp.float32)
-    relevant = relevant.astype(bool)
-    if exclude is not None:
-        distances = distances.at[jnp.arange(q), exclude].set(jnp.inf)
-        relevant = relevant.at[jnp.arange(q), exclude].set(False)
-    # random tie-break: sort by (distance, uniform) lexicographically
+    _checks.ndim("relevant", relevant, 2)
+    if relevant.shape[0] != q or not jnp.issubdtype(relevant.dtype, jnp.integer):
+        raise ValueError(
+            f"relevant must be (q={q}, r) int indices, got {relevant.dtype} {relevant.shape}"
+        )
     u = jax.random.uniform(key, (q, n))
-    order = jnp.lexsort((u, distances), axis=-1)
-    rel = jnp.take_along_axis(relevant, order, axis=1).astype(jnp.float32)
-    precision = jnp.cumsum(rel, axis=1) / jnp.arange(1, n + 1, dtype=jnp.float32)
-    ap = jnp.sum(precision * rel, axis=1) / jnp.maximum(jnp.sum(rel, axis=1), 1.0)
+    idx = jnp.arange(n, dtype=jnp.int32)
+    out = jnp.full((q,), n, jnp.int32) if exclude is None else exclude.astype(jnp.int32)
+    return _map(distances, u, idx, relevant.astype(jnp.int32), out)
+
+
+@jax.jit
+def _map(distances, u, idx, relevant, out):
+    """AP per query from counts; `out` (q,) is the excluded index (n for none)."""
+    take = lambda v: jnp.take_along_axis(v, relevant, axis=1)  # noqa: E731
+    d_r, u_r = take(distances), take(u)
+    weight = relevant != out[:, None]  # (q, r): a relevant item that is not excluded
+    counted = (idx[None, :] != out[:, None])[:, None, :]  # (q, 1, n)
+    ahead = _before(
+        distances[:, None, :], u[:, None, :], idx[None, None, :],
+        d_r[:, :, None], u_r[:, :, None], relevant[:, :, None],
+    )  # fmt: skip
+    rank = 1 + jnp.sum(ahead & counted, axis=2, dtype=jnp.int32)  # (q, r)
+    ahead_r = _before(
+        d_r[:, None, :], u_r[:, None, :], relevant[:, None, :],
+        d_r[:, :, None], u_r[:, :, None], relevant[:, :, None],
+    )  # fmt: skip
+    hits = 1 + jnp.sum(ahead_r & weight[:, None, :], axis=2, dtype=jnp.int32)
+    precision = hits.astype(jnp.float32) / rank.astype(jnp.float32)
+    n_rel = jnp.sum(weight, axis=1, dtype=jnp.int32)
+    ap = jnp.sum(jnp.where(weight, precision, 0.0), axis=1) / jnp.maximum(n_rel, 1)
     return jnp.mean(ap)

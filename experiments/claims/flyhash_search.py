@@ -52,12 +52,15 @@ def _info_bits(m: int, k: int) -> int:
 
 
 def _maps(key, x, k: int, m: int, c: int, info_bits: int, n_queries: int, n_neighbors: int):
-    """mAP of fly, LSH (k bits) and LSH (information-content bits) for one seed."""
+    """mAP of fly, LSH (k bits) and LSH (information-content bits) for one seed.
+
+    Codes are packed bits, distances popcounts of XOR (int), and the mAP counts each relevant
+    item's rank (no sort of the database per query)."""
     q_key, f_key, l_key, i_key, t_key = jax.random.split(key, 5)
     queries = jax.random.choice(q_key, x.shape[0], (n_queries,), replace=False)
     relevant = hashing.true_neighbors(x[queries], x, n_neighbors, queries)
     out = {}
-    for name, codes in (
+    for name, codes in (  # packed uint32 codes; Hamming distances by XOR + popcount
         ("fly", hashing.flyhash(f_key, x, m, k, c)),
         ("lsh", hashing.lsh(l_key, x, k)),
         ("lsh_info", hashing.lsh(i_key, x, info_bits)),
