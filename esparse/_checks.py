@@ -1,7 +1,22 @@
 """Validation at the public boundary: every check raises ValueError naming the argument.
 
-These run on the host. Under `jax.jit` the array arguments are tracers whose values are
-unknown, so value checks (finiteness) are skipped for tracers; shape checks always run.
+Policy for bad values (issue 14: no public function blocks on the device by default):
+- Shapes, dtypes and static arguments (sizes, k, method names, Python-number
+  hyperparameters) are checked here, on the host, always: they need no array values.
+- Array values are never read back from the device on a default path: no `np.asarray`,
+  `float()`, `bool()` or `.item()` of an array argument. Kernels take
+  `check_finite: bool = False`; with True, `finite` copies the array to the host and raises
+  the ValueError naming the argument (this opt-in syncs).
+- By default bad values are propagated on the device, never turned into a plausible result:
+  a row holding a NaN or an inf comes out of a selection (kwta, expand_and_sparsify) all NaN
+  (values and binary codes) or all False (masks: zero winners where k were asked for);
+  solves, distances and estimators propagate NaN through their arithmetic; a fly unit with
+  an index out of range outputs NaN; a lambda grid that is not positive and increasing (as a
+  device array) gives NaN losses and weights. Scalars and grids given as Python numbers or
+  numpy arrays are already on the host and are checked here at no cost (`host_value`).
+- Data enters from the host through the loaders of `esparse.data`, which check values once,
+  there, before the arrays move to the device.
+Under `jax.jit` the array arguments are tracers; value checks are skipped for them.
 """
 
 from __future__ import annotations
@@ -70,8 +85,18 @@ def ndim(name: str, x, expected: int):
     return x
 
 
+def host_value(x) -> np.ndarray | None:
+    """x as a numpy array when it is already on the host (Python number, list or tuple,
+    numpy array or scalar), else None (a jax array or tracer: its value is not read)."""
+    if isinstance(x, np.ndarray | np.generic | numbers.Number | list | tuple):
+        return np.asarray(x)
+    return None
+
+
 def finite(name: str, x):
-    """Raise if a concrete array holds NaN or inf (skipped for tracers); returns x."""
+    """Raise if a concrete array holds NaN or inf (skipped for tracers); returns x.
+
+    Copies a device array to the host (a sync): only for `check_finite=True` and host data."""
     if is_traced(x):
         return x
     arr = np.asarray(x)

@@ -31,8 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from esparse import _checks
-from esparse.sparsify import _select_rows
+from esparse import _checks, selection
 
 __all__ = [
     "KINDS",
@@ -49,7 +48,10 @@ __all__ = [
 
 KINDS = ("gaussian", "sparse_sign", "fly", "srht")
 _UNITS_PER_BLOCK = 256  # canonical block of output units (gaussian, sparse_sign, fly)
-_FUSED_ROWS = 512  # rows of x per step of the fused expand-and-sparsify
+# Rows of x per step of the fused expand-and-sparsify, by platform (as selection.AUTO): on a
+# CPU a block's projection is still in cache when it is sparsified; on GPU and TPU lax.map
+# would run the blocks one after another, so the whole batch is one matmul and one selection.
+_FUSED_ROWS = {"cpu": 512, "default": None}
 
 
 def _block_keys(key: jax.Array, first: int | jax.Array, count: int) -> jax.Array:
@@ -208,20 +210,20 @@ def _srht(key, d_in, m):
 # ---- application ----------------------------------------------------------------------------
 
 
-def _check_x(x, d_in: int | None = None):
+def _check_x(x, check_finite: bool, d_in: int | None = None):
     _checks.ndim("x", x, 2)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise ValueError(f"x must be a floating-point array, got dtype {x.dtype}")
     if d_in is not None and x.shape[1] != d_in:
         raise ValueError(f"x has d_in={x.shape[1]} columns but the projection expects {d_in}")
-    _checks.finite("x", x)
+    if check_finite:
+        _checks.finite("x", x)
 
 
 def _fly_apply(x, indices):
     """x: (batch, d_in), indices: (units, c) -> (batch, units): one column gather per input.
 
-    c gathers of (batch, units) fused into one loop; mode="clip" drops the bounds masks
-    (indices are checked at the public boundary, and clipping keeps traced misuse in range).
+    c gathers of (batch, units) fused into one loop; mode="clip" drops the bounds masks.
     """
     out = jnp.take(x, indices[:, 0], axis=1, mode="clip")
     for i in range(1, indices.shape[1]):
@@ -229,19 +231,31 @@ def _fly_apply(x, indices):
     return out
 
 
-def apply_fly(x: jax.Array, indices: jax.Array) -> jax.Array:
-    """Fly projection by gather-and-sum. x: (batch, d_in), indices: (m, c) -> (batch, m)."""
-    _check_x(x)
+@jax.jit
+def _fly_apply_checked(x, indices):
+    """`_fly_apply`, with NaN in the output column of every unit holding an index outside
+    [0, d_in): the device-side rule for indices that are never read back to the host."""
+    bad = jnp.any((indices < 0) | (indices >= x.shape[1]), axis=1)
+    return jnp.where(bad, jnp.full((), jnp.nan, x.dtype), _fly_apply(x, indices))
+
+
+def apply_fly(x: jax.Array, indices: jax.Array, *, check_finite: bool = False) -> jax.Array:
+    """Fly projection by gather-and-sum. x: (batch, d_in), indices: (m, c) -> (batch, m).
+
+    A unit with an index outside [0, d_in) gets an all-NaN output column. check_finite=True
+    instead raises a ValueError naming x (NaN or inf) or indices (out of range), which syncs.
+    """
+    _check_x(x, check_finite)
     _checks.ndim("indices", indices, 2)
     if not jnp.issubdtype(indices.dtype, jnp.integer):
         raise ValueError(f"indices must be integers, got dtype {indices.dtype}")
-    if not _checks.is_traced(indices) and indices.size:
+    if check_finite and not _checks.is_traced(indices) and indices.size:
         lo, hi = int(jnp.min(indices)), int(jnp.max(indices))
         if lo < 0 or hi >= x.shape[1]:
             raise ValueError(
                 f"indices must lie in [0, d_in={x.shape[1]}) for x, got range [{lo}, {hi}]"
             )
-    return jax.jit(_fly_apply)(x, indices)
+    return _fly_apply_checked(x, indices)
 
 
 def _hadamard(n: int) -> np.ndarray:
@@ -285,9 +299,11 @@ def _srht_apply(x, params: SRHTParams):
     return jnp.moveaxis(out, 0, 1).reshape(x.shape[0], -1)[:, :m]
 
 
-def apply_srht(x: jax.Array, params: SRHTParams) -> jax.Array:
-    """Apply an SRHT. x: (batch, d_in) -> (batch, m), O(batch m log d) via a fast WHT."""
-    _check_x(x, params.d_in)
+def apply_srht(x: jax.Array, params: SRHTParams, *, check_finite: bool = False) -> jax.Array:
+    """Apply an SRHT. x: (batch, d_in) -> (batch, m), O(batch m log d) via a fast WHT.
+
+    check_finite: raise a ValueError if x holds NaN or inf (syncs; esparse._checks)."""
+    _check_x(x, check_finite, params.d_in)
     return jax.jit(_srht_apply)(x, params)
 
 
@@ -380,6 +396,8 @@ def project(
     m: int,
     kind: str = "gaussian",
     block_size: int | None = None,
+    *,
+    check_finite: bool = False,
     **kind_args,
 ) -> jax.Array:
     """Random projection of x: (batch, d_in) -> (batch, m), generated from `key`.
@@ -389,30 +407,44 @@ def project(
     (a multiple of 256, or of the padded d_in for srht) the matrix is regenerated block by
     block inside lax.map, so memory holds one block of it: the result equals the unblocked
     one (bit for bit for fly and srht; to float rounding for the dense kinds, whose matmul
-    may sum in another order).
+    may sum in another order). NaN and inf propagate to the output; check_finite=True raises
+    a ValueError naming x instead (syncs; esparse._checks).
     """
-    _check_x(x)
+    _check_x(x, check_finite)
     m = _checks.positive_int("m", m)
     args = _kind_args(kind, x.shape[1], kind_args)
     block_size = _check_block_size(block_size, kind, x.shape[1])
     return _project(key, x, m, kind, block_size, args)
 
 
-@functools.partial(jax.jit, static_argnums=(2, 4, 5, 6, 7))
-def _expand_and_sparsify(key, x, m, k, kind, binary, block_size, args):
-    """k: int32 scalar, traced (one compilation serves every k)."""
-    mode = "binary" if binary else "values"
+def _sparsified(key, x, m, k, kind, mode, block_size, args, method, fused_rows):
+    """expand_and_sparsify with a concrete method and fused row block (None: no fusion)."""
     if block_size is not None:
-        return _select_rows(_project(key, x, m, kind, block_size, args), k, mode)
+        return selection.select(_project(key, x, m, kind, block_size, args), k, mode, method)
     params = _params(key, kind, x.shape[1], m, args)
     batch = x.shape[0]
-    rb = max(b for b in range(1, min(batch, _FUSED_ROWS) + 1) if batch % b == 0)
+    rb = batch
+    if fused_rows is not None:
+        rb = max(b for b in range(1, min(batch, fused_rows) + 1) if batch % b == 0)
     if rb == batch or rb < 16:
-        return _select_rows(_apply(x, kind, params), k, mode)
+        return selection.select(_apply(x, kind, params), k, mode, method)
     # Fused per row block: the projected block is still in cache when it is sparsified.
     blocks = x.reshape(batch // rb, rb, x.shape[1])
-    out = lax.map(lambda xb: _select_rows(_apply(xb, kind, params), k, mode), blocks)
+    out = lax.map(lambda xb: selection.select(_apply(xb, kind, params), k, mode, method), blocks)
     return out.reshape(batch, m)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5, 6, 7, 8))
+def _expand_and_sparsify(key, x, m, k, kind, mode, block_size, args, method):
+    """The method and the fused row block follow the platform compiled for (selection.AUTO,
+    _FUSED_ROWS); an explicit method only fixes the method."""
+
+    def make(platform):
+        chosen = selection.AUTO[platform] if method == "auto" else method
+        rows = _FUSED_ROWS[platform]
+        return lambda key, x: _sparsified(key, x, m, k, kind, mode, block_size, args, chosen, rows)
+
+    return selection.by_platform(make, key, x)
 
 
 def expand_and_sparsify(
@@ -423,18 +455,25 @@ def expand_and_sparsify(
     kind: str = "gaussian",
     binary: bool = False,
     block_size: int | None = None,
+    *,
+    method: str = "auto",
+    check_finite: bool = False,
     **kind_args,
 ) -> jax.Array:
     """Expand-and-sparsify: random projection to m units, then k-WTA per row.
 
     x: (batch, d_in) -> (batch, m), `project(key, x, m, kind, block_size, **kind_args)`
     followed by `kwta` (or `kwta_binary` with binary=True) with k an int in [1, m] or a
-    fraction of m. Exactly k winners per row, ties to the lowest index. Dasgupta et al.,
-    Science 2017; Mukherjee & Huberman, arXiv 2211.14632.
+    fraction of m. Exactly k winners per row, ties to the lowest index; a row of x holding a
+    NaN or an inf comes out all NaN. method ("auto", "search", "top_k") and check_finite as
+    in `esparse.sparsify`. Dasgupta et al., Science 2017; Mukherjee & Huberman, arXiv
+    2211.14632.
     """
-    _check_x(x)
+    _check_x(x, check_finite)
     m = _checks.positive_int("m", m)
     k = _checks.resolve_count("k", k, m)
+    _checks.one_of("method", method, selection.METHODS)
     args = _kind_args(kind, x.shape[1], kind_args)
     block_size = _check_block_size(block_size, kind, x.shape[1])
-    return _expand_and_sparsify(key, x, m, jnp.int32(k), kind, bool(binary), block_size, args)
+    mode = "binary" if binary else "values"
+    return _expand_and_sparsify(key, x, m, k, kind, mode, block_size, args, method)

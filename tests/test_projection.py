@@ -221,7 +221,7 @@ def test_bfloat16_input():
 BAD = [
     (lambda: projection.project(KEY, jnp.ones(5), 10), "x"),
     (lambda: projection.project(KEY, jnp.ones((2, 3, 4)), 10), "x"),
-    (lambda: projection.project(KEY, jnp.array([[1.0, jnp.nan]]), 10), "x"),
+    (lambda: projection.project(KEY, jnp.array([[1.0, jnp.nan]]), 10, check_finite=True), "x"),
     (lambda: projection.project(KEY, jnp.ones((2, 4), jnp.int32), 10), "x"),
     (lambda: projection.project(KEY, _x(), 0), "m"),
     (lambda: projection.project(KEY, _x(), 10, "dense"), "kind"),
@@ -242,8 +242,12 @@ BAD = [
     (lambda: projection.gaussian(KEY, 10, -1), "m"),
     (lambda: projection.fly(KEY, 10, 20, 11), "c"),
     (lambda: projection.apply_srht(_x(2, 30), projection.srht(KEY, 40, 10)), "d_in"),
-    (lambda: projection.apply_fly(_x(2, 10), projection.fly(KEY, 40, 10, 3)), "indices"),
+    (
+        lambda: projection.apply_fly(_x(2, 10), projection.fly(KEY, 40, 10, 3), check_finite=True),
+        "indices",
+    ),
     (lambda: projection.apply_fly(_x(2, 10), jnp.ones((4, 2))), "indices"),
+    (lambda: projection.expand_and_sparsify(KEY, _x(), 10, 2, method="sort"), "method"),
 ]
 
 
@@ -251,3 +255,13 @@ BAD = [
 def test_bad_input_raises(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_bad_values_are_poisoned_on_the_device():
+    """Default path (no host check): out-of-range fly indices give NaN columns; NaN in x
+    propagates through the projection."""
+    idx = jnp.asarray([[0, 1], [2, 12], [3, -1]], jnp.int32)
+    out = np.asarray(projection.apply_fly(_x(2, 10), idx))
+    assert np.all(np.isfinite(out[:, 0])) and np.all(np.isnan(out[:, 1:]))
+    y = np.asarray(projection.project(KEY, jnp.array([[1.0, jnp.nan], [1.0, 2.0]]), 10))
+    assert np.all(np.isnan(y[0])) and np.all(np.isfinite(y[1]))
