@@ -10,11 +10,17 @@ Random weights are generated column by column: column j of W and entry j of b de
 `block_size`, and nested in `n_features`: the first N columns of a wider expansion are the
 features of the narrower one (useful for a double-descent sweep over N).
 
-Precision: every solver runs in the dtype of its inputs. Pass float64 arrays inside
+Precision: every solver, Gram matrix and prediction runs its matmuls at
+`lax.Precision.HIGHEST` (full float32 on GPUs, whose default is TF32, and on TPUs, whose
+default is bf16 passes); the random features themselves keep the backend's default. Every
+solver runs in the dtype of its inputs. Pass float64 arrays inside
 `with jax.enable_x64(True):` for float64. In float32, the Cholesky and eigendecomposition
 solvers work on a Gram matrix, whose condition number is the square of phi's: they are accurate
 while `lam / s_max(phi)**2` stays above ~1e-5. Below that, use `solver="svd"` / `method="svd"`
 (SVD of phi itself, slower) or float64.
+
+Bad values (esparse._checks): NaN and inf in phi or y propagate to the weights and losses;
+check_finite=True raises a ValueError naming the argument instead (a host sync).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from esparse import _checks
 
@@ -106,8 +113,9 @@ def _features(key, x, gamma, n_features: int, block_size, kind: str, d_in: int, 
 
 
 def _check_gamma(gamma) -> None:
-    if not _checks.is_traced(gamma):
-        _checks.float_in_range("gamma", float(np.asarray(gamma)), 0.0, np.inf, low_open=True)
+    value = _checks.host_value(gamma)
+    if value is not None:
+        _checks.float_in_range("gamma", float(value), 0.0, np.inf, low_open=True)
 
 
 def random_relu_weights(
@@ -147,9 +155,10 @@ def fourier_features(x: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array:
     return _apply(x, w, b, "fourier", w.shape[1])
 
 
-def _check_features(x, n_features, block_size) -> tuple[int, int | None]:
+def _check_features(x, n_features, block_size, check_finite) -> tuple[int, int | None]:
     _checks.ndim("x", x, 2)
-    _checks.finite("x", x)
+    if check_finite:
+        _checks.finite("x", x)
     n_features = _checks.positive_int("n_features", n_features)
     if block_size is not None:
         block_size = _checks.positive_int("block_size", block_size)
@@ -163,13 +172,15 @@ def random_relu_features(
     *,
     bias: bool = True,
     block_size: int | None = None,
+    check_finite: bool = False,
 ) -> jax.Array:
     """Random ReLU features relu(x W + b) with the weights of `random_relu_weights`.
 
     x: (n, d_in) -> (n, n_features). With `block_size`, W is generated and applied
     `block_size` columns at a time (memory for one block of W); the result is the same.
+    check_finite: raise a ValueError if x holds NaN or inf (syncs).
     """
-    n_features, block_size = _check_features(x, n_features, block_size)
+    n_features, block_size = _check_features(x, n_features, block_size, check_finite)
     dtype = _float_dtype(x)
     return _features(
         key, x.astype(dtype), 0.0, n_features, block_size, "relu", x.shape[1], bool(bias), dtype
@@ -183,12 +194,14 @@ def random_fourier_features(
     gamma: float = 1.0,
     *,
     block_size: int | None = None,
+    check_finite: bool = False,
 ) -> jax.Array:
     """Random Fourier features sqrt(2/N) cos(x W + b) approximating exp(-gamma |x - x'|^2).
 
-    x: (n, d_in) -> (n, n_features); weights as `random_fourier_weights`.
+    x: (n, d_in) -> (n, n_features); weights as `random_fourier_weights`. check_finite as
+    `random_relu_features`.
     """
-    n_features, block_size = _check_features(x, n_features, block_size)
+    n_features, block_size = _check_features(x, n_features, block_size, check_finite)
     _check_gamma(gamma)
     dtype = _float_dtype(x)
     return _features(
@@ -199,32 +212,36 @@ def random_fourier_features(
 # ----------------------------------------------------------------------------- linear solvers
 
 
-def _check_design(phi, y, phi_name: str = "phi", y_name: str = "y") -> None:
+def _check_design(phi, y, check_finite: bool, phi_name: str = "phi", y_name: str = "y") -> None:
     _checks.ndim(phi_name, phi, 2)
     if getattr(y, "ndim", None) not in (1, 2):
         raise ValueError(f"{y_name} must be 1-D or 2-D, got shape {getattr(y, 'shape', y)}")
     _checks.same_length(phi_name, phi, y_name, y)
-    _checks.finite(phi_name, phi)
-    _checks.finite(y_name, y)
+    if check_finite:
+        _checks.finite(phi_name, phi)
+        _checks.finite(y_name, y)
 
 
 def _check_lam(lam) -> None:
-    if not _checks.is_traced(lam):
-        arr = np.asarray(lam)
-        if arr.ndim != 0:
-            raise ValueError(f"lam must be a scalar, got shape {arr.shape}")
-        _checks.float_in_range("lam", float(arr), 0.0, np.inf, low_open=True)
+    if jnp.ndim(lam) != 0:
+        raise ValueError(f"lam must be a scalar, got shape {jnp.shape(lam)}")
+    value = _checks.host_value(lam)
+    if value is not None:
+        _checks.float_in_range("lam", float(value), 0.0, np.inf, low_open=True)
 
 
-def ridge(phi: jax.Array, y: jax.Array, lam, *, solver: str = "auto") -> jax.Array:
+def ridge(
+    phi: jax.Array, y: jax.Array, lam, *, solver: str = "auto", check_finite: bool = False
+) -> jax.Array:
     """Ridge weights argmin_w |phi w - y|^2 + lam |w|^2 (no intercept; sklearn's `alpha` = lam).
 
     phi: (n, N), y: (n,) or (n, k) -> weights (N,) or (N, k). solver "auto" picks the primal
     form (phi^T phi + lam I)^-1 phi^T y when N <= n and the dual form
     phi^T (phi phi^T + lam I)^-1 y when N > n, both by Cholesky; "primal" / "dual" force one;
-    "svd" uses the SVD of phi (stable for tiny lam in float32, slower).
+    "svd" uses the SVD of phi (stable for tiny lam in float32, slower). A lam <= 0 given as
+    a device array gives NaN weights. check_finite: raise if phi or y hold NaN or inf (syncs).
     """
-    _check_design(phi, y)
+    _check_design(phi, y, check_finite)
     _check_lam(lam)
     _checks.one_of("solver", solver, {"auto", "primal", "dual", "svd"})
     n, n_features = phi.shape
@@ -236,6 +253,12 @@ def ridge(phi: jax.Array, y: jax.Array, lam, *, solver: str = "auto") -> jax.Arr
 
 @functools.partial(jax.jit, static_argnames="solver")
 def _ridge(phi, y2, lam, solver: str):
+    with jax.default_matmul_precision("highest"):
+        w = _ridge_solve(phi, y2, lam, solver)
+    return jnp.where(lam > 0, w, jnp.nan)
+
+
+def _ridge_solve(phi, y2, lam, solver: str):
     n, n_features = phi.shape
     if solver == "primal":
         gram = phi.T @ phi + lam * jnp.eye(n_features, dtype=phi.dtype)
@@ -249,15 +272,17 @@ def _ridge(phi, y2, lam, solver: str):
     return w
 
 
-def min_norm_lstsq(phi: jax.Array, y: jax.Array, rcond: float | None = None) -> jax.Array:
+def min_norm_lstsq(
+    phi: jax.Array, y: jax.Array, rcond: float | None = None, *, check_finite: bool = False
+) -> jax.Array:
     """Minimum-norm least-squares weights pinv(phi) y via the SVD of phi.
 
     phi: (n, N), y: (n,) or (n, k) -> (N,) or (N, k). Singular values below rcond * s_max are
     dropped; rcond defaults to max(n, N) * eps(dtype) (numpy.linalg.lstsq's default). For
     N > n this is the interpolating solution of smallest norm (Belkin et al. 2019); it stays
-    finite at the interpolation threshold N = n.
+    finite at the interpolation threshold N = n. check_finite as `ridge`.
     """
-    _check_design(phi, y)
+    _check_design(phi, y, check_finite)
     n, n_features = phi.shape
     if rcond is None:
         rcond = max(n, n_features) * float(jnp.finfo(phi.dtype).eps)
@@ -268,6 +293,7 @@ def min_norm_lstsq(phi: jax.Array, y: jax.Array, rcond: float | None = None) -> 
 
 
 @jax.jit
+@jax.default_matmul_precision("highest")
 def _min_norm(phi, y2, rcond):
     u, s, vt = jnp.linalg.svd(phi, full_matrices=False)
     keep = s > rcond * s[0]
@@ -276,8 +302,9 @@ def _min_norm(phi, y2, rcond):
 
 
 def predict(phi: jax.Array, weights: jax.Array) -> jax.Array:
-    """phi @ weights. phi: (n, N), weights: (N,) or (N, k) -> (n,) or (n, k)."""
-    return phi @ weights
+    """phi @ weights at full float32 precision. phi: (n, N), weights: (N,) or (N, k) -> (n,)
+    or (n, k)."""
+    return jnp.matmul(phi, weights, precision=lax.Precision.HIGHEST)
 
 
 def weight_norm(weights: jax.Array) -> jax.Array:
@@ -321,9 +348,9 @@ def _loss(pred, y_val, metric: str):
     return jnp.mean(jnp.argmax(pred, axis=-1) != jnp.argmax(y_val, axis=-1))
 
 
-def _check_path(phi_train, y_train, phi_val, y_val, lams, metric, method):
-    _check_design(phi_train, y_train, "phi_train", "y_train")
-    _check_design(phi_val, y_val, "phi_val", "y_val")
+def _check_path(phi_train, y_train, phi_val, y_val, lams, metric, method, check_finite):
+    _check_design(phi_train, y_train, check_finite, "phi_train", "y_train")
+    _check_design(phi_val, y_val, check_finite, "phi_val", "y_val")
     if phi_val.shape[1] != phi_train.shape[1]:
         raise ValueError(
             f"phi_val must have {phi_train.shape[1]} columns like phi_train, "
@@ -340,23 +367,29 @@ def _check_path(phi_train, y_train, phi_val, y_val, lams, metric, method):
     _checks.ndim("lams", lams, 1)
     if lams.shape[0] < 1:
         raise ValueError("lams must hold at least one value, got an empty array")
-    if not _checks.is_traced(lams):
-        arr = np.asarray(lams)
+    arr = _checks.host_value(lams)
+    if arr is not None:
         if not (np.all(np.isfinite(arr)) and np.all(arr > 0) and np.all(np.diff(arr) > 0)):
             raise ValueError(f"lams must be positive, finite and increasing, got {arr}")
 
 
 @functools.partial(jax.jit, static_argnames=("metric", "method"))
+@jax.default_matmul_precision("highest")
 def _path(phi_train, y_train, phi_val, y_val, lams, metric, method):
-    """(losses (n_lams,), index of the first minimum, weights (N, k) refit at that lambda)."""
+    """(losses (n_lams,), index of the first minimum, weights (N, k) refit at that lambda).
+
+    A grid that is not positive, finite and increasing gives NaN losses and weights."""
     dtype = phi_train.dtype
     y2 = jnp.asarray(y_train, dtype).reshape(y_train.shape[0], -1)
     yv2 = jnp.asarray(y_val, dtype).reshape(y_val.shape[0], -1)
     basis, a_val, proj, filt = _spectral(phi_train, y2, phi_val.astype(dtype), method)
     lams = jnp.asarray(lams, dtype)
     losses = jax.vmap(lambda lam: _loss(a_val @ (filt(lam)[:, None] * proj), yv2, metric))(lams)
+    valid = jnp.all(jnp.isfinite(lams) & (lams > 0)) & jnp.all(jnp.diff(lams) > 0)
+    losses = jnp.where(valid, losses, jnp.nan)
     index = jnp.argmin(losses)
-    return losses, index, basis @ (filt(lams[index])[:, None] * proj)
+    weights = basis @ (filt(lams[index])[:, None] * proj)
+    return losses, index, jnp.where(valid, weights, jnp.nan)
 
 
 def ridge_path(
@@ -368,6 +401,7 @@ def ridge_path(
     *,
     metric: str = "mse",
     method: str = "eigh",
+    check_finite: bool = False,
 ) -> jax.Array:
     """Validation loss of ridge at every lambda of a grid, from one decomposition.
 
@@ -375,9 +409,11 @@ def ridge_path(
     lams: (n_lams,) positive and increasing -> (n_lams,). metric "mse" is the mean squared error
     over samples and outputs; "error" the 0-1 error of argmax predictions (one-hot y). method
     "eigh" eigendecomposes the smaller Gram matrix (phi^T phi or phi phi^T); "svd" uses the SVD
-    of phi (see the module note on precision).
+    of phi (see the module note on precision). A grid given as a device array that is not
+    positive and increasing gives NaN losses. check_finite: raise if phi_* or y_* hold NaN or
+    inf (syncs).
     """
-    _check_path(phi_train, y_train, phi_val, y_val, lams, metric, method)
+    _check_path(phi_train, y_train, phi_val, y_val, lams, metric, method, check_finite)
     return _path(phi_train, y_train, phi_val, y_val, lams, metric, method)[0]
 
 
@@ -390,15 +426,16 @@ def ridge_select(
     *,
     metric: str = "mse",
     method: str = "eigh",
+    check_finite: bool = False,
 ) -> RidgeSelection:
     """Choose lambda by validation loss (first minimum) and refit; report whether it is at an edge.
 
     Arguments as `ridge_path`. A choice at the first or last lambda (`at_edge`) means the grid
     did not bracket the optimum: widen it before trusting the result.
     """
-    _check_path(phi_train, y_train, phi_val, y_val, lams, metric, method)
+    _check_path(phi_train, y_train, phi_val, y_val, lams, metric, method, check_finite)
     losses, index, weights = _path(phi_train, y_train, phi_val, y_val, lams, metric, method)
-    lam = jnp.asarray(lams, phi_train.dtype)[index]
+    lam = jnp.where(jnp.isnan(losses[index]), jnp.nan, jnp.asarray(lams, phi_train.dtype)[index])
     at_edge = (index == 0) | (index == losses.shape[0] - 1)
     return RidgeSelection(
         lam, index, losses, at_edge, weights[:, 0] if y_train.ndim == 1 else weights

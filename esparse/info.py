@@ -4,6 +4,10 @@ References: Kraskov, Stoegbauer & Grassberger, *Estimating mutual information*, 
 (2004) (algorithm 1); Hodas & Stinis, *Doing the impossible: Why neural networks can be trained
 at all* (2018), who relate trainability to the mutual information between successive layers.
 All estimates are in nats.
+
+Precision: covariances and PCA projections run their matmuls at `lax.Precision.HIGHEST`.
+Bad values (esparse._checks): NaN in x or y gives a NaN estimate; check_finite=True raises a
+ValueError naming the argument instead (a host sync).
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 from jax.scipy.special import digamma
 
-from esparse import _checks
+from esparse import _checks, selection
 
 __all__ = ["mutual_information", "pca_scores"]
 
@@ -29,11 +34,25 @@ def _as_2d(name: str, v):
     return _checks.ndim(name, v, 2)
 
 
-def _kth_smallest(d: jax.Array, k: int) -> jax.Array:
-    """(rows, n) -> (rows,) k-th smallest value of each row, counting repeats (as top_k does).
+def kth_smallest(d: jax.Array, k: int) -> jax.Array:
+    """(rows, n) -> (rows,) k-th smallest value of each row, counting repeats.
 
-    k passes of a row minimum over the values above the last one found: for the small k of
-    KSG this is a few memory passes, where `lax.top_k` sorts on CPU.
+    Per backend (`selection.by_platform`): on CPU `kth_smallest_by_min_passes`, since
+    `lax.top_k` sorts there; on GPU and TPU `kth_smallest_by_top_k` (one selection kernel
+    instead of k dependent reductions).
+    """
+    impls = {"cpu": kth_smallest_by_min_passes, "default": kth_smallest_by_top_k}
+    return selection.by_platform(lambda p: lambda d: impls[p](d, k), d)
+
+
+def kth_smallest_by_top_k(d: jax.Array, k: int) -> jax.Array:
+    """`kth_smallest` as the k-th value of `lax.top_k` of -d."""
+    return -lax.top_k(-d, k)[0][:, k - 1]
+
+
+def kth_smallest_by_min_passes(d: jax.Array, k: int) -> jax.Array:
+    """`kth_smallest` by k passes of a row minimum over the values above the last one found:
+    for the small k of KSG a few memory passes, where `lax.top_k` sorts on CPU.
     """
     found = jnp.full(d.shape[:1], -jnp.inf, d.dtype)
     seen = jnp.zeros(d.shape[:1], jnp.int32)
@@ -63,16 +82,18 @@ def _ksg(x, y, k: int, block: int):
         self_mask = idx[:, None] == jnp.arange(n)[None, :]
         dx = jnp.where(self_mask, jnp.inf, max_norm(xb, x))
         dy = jnp.where(self_mask, jnp.inf, max_norm(yb, y))
-        eps = _kth_smallest(jnp.maximum(dx, dy), k)
+        eps = kth_smallest(jnp.maximum(dx, dy), k)
         nx = jnp.sum(dx < eps[:, None], axis=1)
         ny = jnp.sum(dy < eps[:, None], axis=1)
         return digamma(nx + 1.0) + digamma(ny + 1.0)
 
     terms = jax.lax.map(one, (xq, yq, rows.reshape(n_blocks, block))).reshape(-1)[:n]
-    return digamma(float(k)) + digamma(float(n)) - jnp.mean(terms)
+    finite = jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(y))
+    return jnp.where(finite, digamma(float(k)) + digamma(float(n)) - jnp.mean(terms), jnp.nan)
 
 
 @jax.jit
+@jax.default_matmul_precision("highest")
 def _gaussian(x, y):
     """0.5 log(det S_x det S_y / det S_xy) from the sample covariance."""
     dx = x.shape[1]
@@ -95,15 +116,24 @@ def _entropy_of_rows(z):
 
 @jax.jit
 def _discrete(x, y):
-    return (
+    """Plug-in MI; NaN unless every code is a finite integer (the device-side check)."""
+    mi = (
         _entropy_of_rows(x)
         + _entropy_of_rows(y)
         - _entropy_of_rows(jnp.concatenate([x, y], axis=1))
     )
+    codes = jnp.all(jnp.round(x) == x) & jnp.all(jnp.round(y) == y)
+    return jnp.where(codes, mi, jnp.nan)
 
 
 def mutual_information(
-    x: jax.Array, y: jax.Array, method: str = "ksg", k: int = 3, *, block_size: int = 256
+    x: jax.Array,
+    y: jax.Array,
+    method: str = "ksg",
+    k: int = 3,
+    *,
+    block_size: int = 256,
+    check_finite: bool = False,
 ) -> jax.Array:
     """Mutual information I(X; Y) in nats from paired samples.
 
@@ -116,19 +146,23 @@ def mutual_information(
       O(block_size * n * max(dx, dy)), never O(n^2).
     - "gaussian": 0.5 log(det S_x det S_y / det S_xy), exact for jointly Gaussian data.
     - "discrete": plug-in H(X) + H(Y) - H(X, Y) with each row a symbol (integer or binary
-      codes); biased upward for few samples per symbol.
+      codes); biased upward for few samples per symbol. Codes that are not integers give
+      NaN.
+    check_finite=True raises a ValueError naming x or y when they hold NaN or inf, or
+    non-integer codes for "discrete" (this reads them on the host: a sync).
     """
     _checks.one_of("method", method, set(_METHODS))
     x = _as_2d("x", x)
     y = _as_2d("y", y)
     _checks.same_length("x", x, "y", y)
-    _checks.finite("x", x)
-    _checks.finite("y", y)
     n = x.shape[0]
-    if method == "discrete":
+    if check_finite:
         for name, v in (("x", x), ("y", y)):
-            if not _checks.is_traced(v) and not np.all(np.asarray(v) == np.round(np.asarray(v))):
-                raise ValueError(f"{name} must hold integer codes for method 'discrete'")
+            _checks.finite(name, v)
+            if method == "discrete" and not _checks.is_traced(v):
+                if not np.all(np.asarray(v) == np.round(np.asarray(v))):
+                    raise ValueError(f"{name} must hold integer codes for method 'discrete'")
+    if method == "discrete":
         return _discrete(x, y)
     x = x.astype(jnp.result_type(x.dtype, jnp.float32))
     y = y.astype(x.dtype)
@@ -144,6 +178,7 @@ def mutual_information(
 
 
 @functools.partial(jax.jit, static_argnames="n_components")
+@jax.default_matmul_precision("highest")
 def _pca_scores(x, n_components: int):
     xc = x - jnp.mean(x, axis=0)
     _, s, vt = jnp.linalg.svd(xc, full_matrices=False)

@@ -11,6 +11,8 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax import lax
 
 from esparse import _checks, features
 
@@ -49,7 +51,9 @@ def ridge_classifier(
     The features are scaled to unit mean squared row norm (so the lambda grid means the same at
     every width) and given an intercept column. `key` draws the validation split (a fraction
     `val_fraction` of the train rows); the readout is fitted on the remaining rows at the
-    chosen lambda. Predictions are argmax over classes.
+    chosen lambda. Predictions are argmax over classes, computed at full float32 precision
+    (`lax.Precision.HIGHEST`) like the solve. NaN or inf in the features gives NaN
+    accuracies and lambda (esparse._checks).
     """
     n_classes = _checks.positive_int("n_classes", n_classes)
     _checks.float_in_range("val_fraction", val_fraction, 0.0, 1.0, low_open=True, high_open=True)
@@ -74,11 +78,13 @@ def ridge_classifier(
         targets[fit_rows],
         train_all[val_rows],
         targets[val_rows],
-        jnp.asarray(lams, train_all.dtype),
+        np.asarray(lams, train_all.dtype),  # on the host: ridge_select checks the grid there
     )
 
     def accuracy(phi, labels):
-        return jnp.mean(jnp.argmax(phi @ selection.weights, axis=1) == labels)
+        scores = jnp.matmul(phi, selection.weights, precision=lax.Precision.HIGHEST)
+        correct = jnp.mean(jnp.argmax(scores, axis=1) == labels)
+        return jnp.where(jnp.all(jnp.isfinite(scores)), correct, jnp.nan)
 
     return Readout(
         accuracy(test, y_test),

@@ -216,7 +216,9 @@ def test_bad_input_raises():
     with pytest.raises(ValueError, match="same number of rows"):
         F.ridge(phi, y[:10], 1.0)
     with pytest.raises(ValueError, match="phi"):
-        F.min_norm_lstsq(phi.at[0, 0].set(jnp.nan), y)
+        F.min_norm_lstsq(phi.at[0, 0].set(jnp.nan), y, check_finite=True)
+    assert np.all(np.isnan(np.asarray(F.min_norm_lstsq(phi.at[0, 0].set(jnp.nan), y))))
+    assert np.all(np.isnan(np.asarray(F.ridge(phi, y, jnp.float32(-1.0)))))
     with pytest.raises(ValueError, match="n_features"):
         F.random_relu_features(jax.random.key(0), x, 0)
     with pytest.raises(ValueError, match="gamma"):
@@ -224,6 +226,10 @@ def test_bad_input_raises():
     with pytest.raises(ValueError, match="x must be 2-D"):
         F.random_relu_features(jax.random.key(0), x[:, 0], 4)
     with pytest.raises(ValueError, match="lams"):
-        F.ridge_path(phi, y, phi, y, jnp.array([1.0, 0.1]))
+        F.ridge_path(phi, y, phi, y, np.array([1.0, 0.1]))
+    # a device array is not read back: a bad grid gives NaN losses, weights and lambda
+    assert np.all(np.isnan(np.asarray(F.ridge_path(phi, y, phi, y, jnp.array([1.0, 0.1])))))
+    sel = F.ridge_select(phi, y, phi, y, jnp.array([-1.0, 1.0]))
+    assert np.isnan(sel.lam) and np.all(np.isnan(np.asarray(sel.weights)))
     with pytest.raises(ValueError, match="metric"):
         F.ridge_path(phi, y, phi, y, jnp.array([1.0]), metric="error")

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from sklearn.feature_selection import mutual_info_regression
 
-from esparse.info import _kth_smallest, mutual_information, pca_scores
+from esparse import info
+from esparse.info import mutual_information, pca_scores
 
 
 def _gaussian_pair(rho, d, n, seed=0):
@@ -82,12 +83,16 @@ def test_bad_input_raises():
         mutual_information(x[:3], y[:3], k=3)
     with pytest.raises(ValueError, match="same number of rows"):
         mutual_information(x, y[:5])
+    x_nan = np.where(np.arange(10)[:, None] == 2, np.nan, x)
     with pytest.raises(ValueError, match="x holds 1 NaN"):
-        mutual_information(np.where(np.arange(10)[:, None] == 2, np.nan, x), y)
+        mutual_information(x_nan, y, check_finite=True)
+    for method in ("ksg", "gaussian", "discrete"):  # default: poisoned on the device
+        assert np.isnan(mutual_information(x_nan, y, method=method))
+    assert np.isnan(mutual_information(x, y, method="discrete"))
     with pytest.raises(ValueError, match="method"):
         mutual_information(x, y, method="binned")
     with pytest.raises(ValueError, match="integer codes"):
-        mutual_information(x, y, method="discrete")
+        mutual_information(x, y, method="discrete", check_finite=True)
     with pytest.raises(ValueError, match="x must be 2-D"):
         mutual_information(np.zeros((4, 2, 2)), np.zeros(4))
 
@@ -117,5 +122,16 @@ def test_pca_scores_standardised_and_match_sklearn():
 )
 def test_kth_smallest_counts_repeats_like_a_sort(k, d):
     # KSG's k-th neighbour distance: ties (repeated distances) count once each, as in a sort
+    # every backend's implementation (each platform branch), and the dispatching one
     ref = np.sort(d.astype(np.float32), axis=1)[:, k - 1]
-    np.testing.assert_array_equal(np.asarray(_kth_smallest(jnp.asarray(d, jnp.float32), k)), ref)
+    for fn in (info.kth_smallest, info.kth_smallest_by_min_passes, info.kth_smallest_by_top_k):
+        np.testing.assert_array_equal(np.asarray(fn(jnp.asarray(d, jnp.float32), k)), ref)
+
+
+def test_kth_smallest_lowers_to_min_passes_on_cpu():
+    text = jax.jit(lambda d: info.kth_smallest(d, 3)).lower(jnp.ones((8, 32))).as_text()
+    assert "top_k" not in text
+    assert (
+        "top_k"
+        in jax.jit(lambda d: info.kth_smallest_by_top_k(d, 3)).lower(jnp.ones((8, 32))).as_text()
+    )
