@@ -1,18 +1,97 @@
 """esparse: expand-and-sparsify kernels in JAX, and the tools to test why neural networks work.
 
-Submodules (imported on first use): data, projection, sparsify, masks, nn, train, checkpoint,
-features, hashing, readout, meanfield, info, stats.
+The names a user imports are re-exported here, in the style of optax
+(`esparse.expand_and_sparsify`, `esparse.kwta`, `esparse.train_seeds`, ...). Everything else
+lives in the submodules, imported on first use (`esparse.projection`, `esparse.masks`, ...):
+`import esparse` itself imports neither JAX nor any submodule, so it costs a few
+milliseconds; the first access to a name imports the module that defines it.
+
+Groups of the curated API:
+- kernels: random projections, k-winners-take-all, FlyHash;
+- masks: pruning, lottery tickets, supermasks, dropout, optax transforms for masked training;
+- models: small Flax models as pure (init, apply) pairs;
+- engine: `esparse.train.train` one model; `train_seeds` / `vmap_seeds` over a seed axis
+  (chunked, sharded);
+- analysis: random-feature regression, readouts, mean-field nets, mutual information.
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+# Name -> submodule that defines it. One table, so a moved function is moved here once
+# (tests/test_public_api.py checks that every name resolves and is documented).
+_KERNELS = {
+    "expand_and_sparsify": "projection",
+    "project": "projection",
+    "gaussian": "projection",
+    "sparse_sign": "projection",
+    "fly": "projection",
+    "apply_fly": "projection",
+    "srht": "projection",
+    "apply_srht": "projection",
+    "SRHTParams": "projection",
+    "kwta": "sparsify",
+    "kwta_mask": "sparsify",
+    "kwta_binary": "sparsify",
+    "kwta_st": "sparsify",
+    "kwta_binary_st": "sparsify",
+    "flyhash": "hashing",
+}
+_MASKS = {
+    "apply_mask": "masks",
+    "magnitude_prune": "masks",
+    "random_mask": "masks",
+    "imp": "masks",
+    "ImpResult": "masks",
+    "reinit_control": "masks",
+    "random_mask_control": "masks",
+    "keep_pruned_zero": "masks",
+    "train_only": "masks",
+    "edge_popup_mask": "masks",
+    "dropout": "masks",
+    "dropout_mask": "masks",
+}
+_MODELS = {
+    "Model": "nn",
+    "mlp": "nn",
+    "supermask_mlp": "nn",
+    "expand_sparsify": "nn",
+    "meanfield_two_layer": "nn",
+    "kernel_mask_spec": "nn",
+}
+# `train` (one model) stays `esparse.train.train`: the name is the engine's module.
+_ENGINE = {
+    "train_seeds": "train",
+    "vmap_seeds": "train",
+    "TrainResult": "train",
+    "Dataset": "data",
+}
+_ANALYSIS = {
+    "random_relu_features": "features",
+    "random_fourier_features": "features",
+    "ridge": "features",
+    "ridge_path": "features",
+    "ridge_select": "features",
+    "min_norm_lstsq": "features",
+    "ridge_classifier": "readout",
+    "noisy_gd": "meanfield",
+    "mmd": "meanfield",
+    "sliced_wasserstein": "meanfield",
+    "mutual_information": "info",
+    "pca_scores": "info",
+}
+_EXPORTS: dict[str, str] = {**_KERNELS, **_MASKS, **_MODELS, **_ENGINE, **_ANALYSIS}
+
+# Public submodules, also reachable as attributes (`esparse.masks`) without an import.
 _SUBMODULES = (
     "checkpoint",
+    "codes",
     "data",
+    "execution",
     "features",
     "hashing",
     "info",
@@ -21,19 +100,149 @@ _SUBMODULES = (
     "nn",
     "projection",
     "readout",
+    "selection",
     "sparsify",
     "stats",
     "train",
 )
 
-__all__ = [*_SUBMODULES, "expand_and_sparsify", "__version__"]
+__all__ = [
+    "__version__",
+    "expand_and_sparsify",
+    "project",
+    "gaussian",
+    "sparse_sign",
+    "fly",
+    "apply_fly",
+    "srht",
+    "apply_srht",
+    "SRHTParams",
+    "kwta",
+    "kwta_mask",
+    "kwta_binary",
+    "kwta_st",
+    "kwta_binary_st",
+    "flyhash",
+    "apply_mask",
+    "magnitude_prune",
+    "random_mask",
+    "imp",
+    "ImpResult",
+    "reinit_control",
+    "random_mask_control",
+    "keep_pruned_zero",
+    "train_only",
+    "edge_popup_mask",
+    "dropout",
+    "dropout_mask",
+    "Model",
+    "mlp",
+    "supermask_mlp",
+    "expand_sparsify",
+    "meanfield_two_layer",
+    "kernel_mask_spec",
+    "train_seeds",
+    "vmap_seeds",
+    "TrainResult",
+    "Dataset",
+    "random_relu_features",
+    "random_fourier_features",
+    "ridge",
+    "ridge_path",
+    "ridge_select",
+    "min_norm_lstsq",
+    "ridge_classifier",
+    "noisy_gd",
+    "mmd",
+    "sliced_wasserstein",
+    "mutual_information",
+    "pca_scores",
+]
 
 
-def __getattr__(name: str):
-    if name in _SUBMODULES:
+def __getattr__(name: str) -> Any:
+    """Import on first use: a curated name from its submodule, or a public submodule."""
+    if name in _EXPORTS:
+        module = importlib.import_module(f"esparse.{_EXPORTS[name]}")
+        value = getattr(module, name)
+        globals()[name] = value  # later accesses skip this function
+        return value
+    if name in _SUBMODULES or (not name.startswith("_") and _is_submodule(name)):
         return importlib.import_module(f"esparse.{name}")
-    if name == "expand_and_sparsify":
-        from esparse.projection import expand_and_sparsify
-
-        return expand_and_sparsify
     raise AttributeError(f"module 'esparse' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__, *_SUBMODULES})
+
+
+def _is_submodule(name: str) -> bool:
+    from importlib.util import find_spec
+
+    return find_spec(f"esparse.{name}") is not None
+
+
+if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
+    from esparse import (  # noqa: F401
+        checkpoint,
+        data,
+        features,
+        hashing,
+        info,
+        masks,
+        meanfield,
+        nn,
+        projection,
+        readout,
+        sparsify,
+        stats,
+        train,
+    )
+    from esparse.data import Dataset
+    from esparse.features import (
+        min_norm_lstsq,
+        random_fourier_features,
+        random_relu_features,
+        ridge,
+        ridge_path,
+        ridge_select,
+    )
+    from esparse.hashing import flyhash
+    from esparse.info import mutual_information, pca_scores
+    from esparse.masks import (
+        ImpResult,
+        apply_mask,
+        dropout,
+        dropout_mask,
+        edge_popup_mask,
+        imp,
+        keep_pruned_zero,
+        magnitude_prune,
+        random_mask,
+        random_mask_control,
+        reinit_control,
+        train_only,
+    )
+    from esparse.meanfield import mmd, noisy_gd, sliced_wasserstein
+    from esparse.nn import (
+        Model,
+        expand_sparsify,
+        kernel_mask_spec,
+        meanfield_two_layer,
+        mlp,
+        supermask_mlp,
+    )
+    from esparse.projection import (
+        SRHTParams,
+        apply_fly,
+        apply_srht,
+        expand_and_sparsify,
+        fly,
+        gaussian,
+        project,
+        sparse_sign,
+        srht,
+    )
+    from esparse.readout import ridge_classifier
+    from esparse.sparsify import kwta, kwta_binary, kwta_binary_st, kwta_mask, kwta_st
+    from esparse.train import TrainResult, train_seeds, vmap_seeds

@@ -22,6 +22,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+__all__ = ["fingerprint", "latest_step", "load_metadata", "restore", "save"]
+
 _ITEMS = ("state", "metadata")
 
 

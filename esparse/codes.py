@@ -87,7 +87,7 @@ def _unpack(words: jax.Array, m: int, dtype) -> jax.Array:
     return bits.reshape(*words.shape[:-1], -1)[..., :m].astype(dtype)
 
 
-def unpack_bits(words: jax.Array, m: int, dtype=jnp.uint8) -> jax.Array:
+def unpack_bits(words: jax.Array, m: int, dtype: jax.typing.DTypeLike = jnp.uint8) -> jax.Array:
     """Unpack codes: (..., ceil(m / 32)) uint32 -> (..., m) 0/1 in `dtype` (bit order as in
     `pack_bits`)."""
     m = _checks.positive_int("m", m)

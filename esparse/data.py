@@ -23,6 +23,26 @@ import numpy as np
 
 from esparse import _checks
 
+__all__ = [
+    "DATASETS",
+    "Dataset",
+    "Teacher",
+    "cache_dir",
+    "digits",
+    "load",
+    "load_mnist",
+    "load_mnist_npz",
+    "mnist1d",
+    "noisy_labels",
+    "one_hot",
+    "random_labels",
+    "read_idx",
+    "relu_teacher",
+    "standardize",
+    "teacher_dataset",
+    "teacher_output",
+]
+
 
 class Dataset(NamedTuple):
     """A train/test split. x_*: (n, d) float32; y_*: (n,) int32 labels or (n, k) targets."""
@@ -92,7 +112,7 @@ def digits(test_fraction: float = 0.2, seed: int = 0) -> Dataset:
     return _as_dataset(x[train], y[train], x[test], y[test])
 
 
-def load(name: str, **kwargs) -> Dataset:
+def load(name: str, **kwargs: object) -> Dataset:
     """A bundled dataset by name: "mnist1d" or "digits"."""
     _checks.one_of("name", name, set(DATASETS))
     return {"mnist1d": mnist1d, "digits": digits}[name](**kwargs)

@@ -119,7 +119,11 @@ def _check_gamma(gamma) -> None:
 
 
 def random_relu_weights(
-    key: jax.Array, d_in: int, n_features: int, bias: bool = True, dtype=jnp.float32
+    key: jax.Array,
+    d_in: int,
+    n_features: int,
+    bias: bool = True,
+    dtype: jax.typing.DTypeLike = jnp.float32,
 ) -> tuple[jax.Array, jax.Array]:
     """Random first layer for ReLU features: W ~ N(0, 1/d_in), b ~ N(0, 1) (zeros if not bias).
 
@@ -132,7 +136,11 @@ def random_relu_weights(
 
 
 def random_fourier_weights(
-    key: jax.Array, d_in: int, n_features: int, gamma: float = 1.0, dtype=jnp.float32
+    key: jax.Array,
+    d_in: int,
+    n_features: int,
+    gamma: float = 1.0,
+    dtype: jax.typing.DTypeLike = jnp.float32,
 ) -> tuple[jax.Array, jax.Array]:
     """Random Fourier weights for the RBF kernel exp(-gamma |x - x'|^2) (Rahimi & Recht 2007).
 
@@ -231,7 +239,12 @@ def _check_lam(lam) -> None:
 
 
 def ridge(
-    phi: jax.Array, y: jax.Array, lam, *, solver: str = "auto", check_finite: bool = False
+    phi: jax.Array,
+    y: jax.Array,
+    lam: float | jax.Array,
+    *,
+    solver: str = "auto",
+    check_finite: bool = False,
 ) -> jax.Array:
     """Ridge weights argmin_w |phi w - y|^2 + lam |w|^2 (no intercept; sklearn's `alpha` = lam).
 

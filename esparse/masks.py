@@ -29,6 +29,32 @@ from jax import lax
 
 from esparse._checks import finite, float_in_range, is_traced, one_of, positive_int, same_tree
 
+__all__ = [
+    "ControlResult",
+    "ImpResult",
+    "PackedMask",
+    "apply_mask",
+    "count",
+    "density",
+    "dropout",
+    "dropout_mask",
+    "edge_popup_mask",
+    "imp",
+    "keep_pruned_zero",
+    "kept_fraction",
+    "layer_density",
+    "magnitude_prune",
+    "ones_like",
+    "pack",
+    "per_leaf",
+    "random_mask",
+    "random_mask_control",
+    "reinit_control",
+    "top_k_mask",
+    "train_only",
+    "unpack",
+]
+
 PRNGKey = jax.Array
 Params = Any
 Mask = Any
@@ -63,7 +89,7 @@ def _top_k_keys(keys: jax.Array, k) -> jax.Array:
 
 
 @jax.jit
-def top_k_mask(x: jax.Array, k) -> jax.Array:
+def top_k_mask(x: jax.Array, k: int | jax.Array) -> jax.Array:
     """Bool mask of the k largest entries of x over all its elements; ties by flat index.
 
     x: any shape, float; k: int in [0, x.size] (may be traced). Returns x.shape bool.
@@ -142,12 +168,12 @@ def _selected(mask: Mask, prunable) -> list:
     return [leaf for leaf, flag in zip(leaves, flags, strict=True) if flag]
 
 
-def count(mask: Mask, *, prunable=None) -> jax.Array:
+def count(mask: Mask, *, prunable: Any = None) -> jax.Array:
     """Number of kept weights (int32), over all leaves or only the prunable ones."""
     return sum((jnp.sum(m, dtype=jnp.int32) for m in _selected(mask, prunable)), jnp.int32(0))
 
 
-def density(mask: Mask, *, prunable=None) -> jax.Array:
+def density(mask: Mask, *, prunable: Any = None) -> jax.Array:
     """Overall fraction of kept weights (float32), over all leaves or only the prunable ones."""
     size = sum(int(np.prod(jnp.shape(m))) for m in _selected(mask, prunable))
     return count(mask, prunable=prunable).astype(jnp.float32) / max(size, 1)
@@ -158,7 +184,7 @@ def layer_density(mask: Mask) -> Any:
     return jax.tree_util.tree_map(lambda m: jnp.mean(m, dtype=jnp.float32), mask)
 
 
-def per_leaf(params: Params, default, **by_name) -> Any:
+def per_leaf(params: Params, default: Any, **by_name: Any) -> Any:
     """A pytree of scalars shaped like params: `by_name[key]` for leaves whose path holds that
     dict key (e.g. the layer name), else `default`.
 
@@ -227,9 +253,9 @@ def _check_scope(scope: str, fraction_name: str, fraction) -> None:
 
 def magnitude_prune(
     params: Params,
-    sparsity,
+    sparsity: float | Params,
     *,
-    prunable,
+    prunable: Any,
     scope: str = "layer",
     current_mask: Mask | None = None,
 ) -> Mask:
@@ -255,7 +281,13 @@ def magnitude_prune(
     return _prune(params, flags, current, lambda s, n, _: n - _round_count(s, n), fractions, scope)
 
 
-def random_mask(key: PRNGKey, like, density=None, *, prunable=None) -> Mask:
+def random_mask(
+    key: PRNGKey,
+    like: Params,
+    density: float | Params | None = None,
+    *,
+    prunable: Any = None,
+) -> Mask:
     """Uniformly random mask with exact per-leaf counts (the random-pruning control).
 
     With density=None, `like` must be a bool mask and each leaf keeps exactly as many weights
@@ -313,8 +345,8 @@ def imp(
     train_fn: TrainFn,
     *,
     rounds: int,
-    prune_fraction,
-    prunable,
+    prune_fraction: float | Params,
+    prunable: Any,
     scope: str = "layer",
     rewind_params: Params | None = None,
 ) -> ImpResult:
@@ -471,13 +503,13 @@ def _check_rate(rate) -> None:
     _check_fraction("rate", rate)
 
 
-def dropout_mask(key: PRNGKey, shape: tuple[int, ...], rate) -> jax.Array:
+def dropout_mask(key: PRNGKey, shape: tuple[int, ...], rate: float | jax.Array) -> jax.Array:
     """Bool mask of `shape` keeping each unit independently with probability 1 - rate."""
     _check_rate(rate)
     return jax.random.bernoulli(key, 1.0 - jnp.asarray(rate, jnp.float32), shape)
 
 
-def dropout(key: PRNGKey, x: jax.Array, rate) -> jax.Array:
+def dropout(key: PRNGKey, x: jax.Array, rate: float | jax.Array) -> jax.Array:
     """Inverted dropout (Srivastava et al. 2014): x * mask / (1 - rate); E[out] = x.
 
     x: any shape; rate in [0, 1), may be traced; rate 0 returns x unchanged. The mask is
@@ -492,7 +524,7 @@ def dropout(key: PRNGKey, x: jax.Array, rate) -> jax.Array:
     return jnp.where(keep, x * scale, jnp.zeros_like(x))
 
 
-def kept_fraction(mask: jax.Array, axis=None) -> jax.Array:
+def kept_fraction(mask: jax.Array, axis: int | tuple[int, ...] | None = None) -> jax.Array:
     """Fraction of units a dropout (or any sparsifying) mask keeps, over `axis` (all if None).
 
     Its expectation under `dropout_mask` is 1 - rate.

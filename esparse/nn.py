@@ -23,6 +23,21 @@ from jax import lax
 from esparse import masks, projection, sparsify
 from esparse._checks import float_in_range, one_of, positive_int, resolve_count
 
+__all__ = [
+    "ACTIVATIONS",
+    "ExpandSparsify",
+    "KERNEL_INITS",
+    "MLP",
+    "MaskedDense",
+    "MeanField",
+    "Model",
+    "expand_sparsify",
+    "kernel_mask_spec",
+    "meanfield_two_layer",
+    "mlp",
+    "supermask_mlp",
+]
+
 PRNGKey = jax.Array
 Params = Any
 

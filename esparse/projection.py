@@ -121,7 +121,9 @@ def _density(density, d_in: int) -> float:
     return _checks.float_in_range("density", density, 0.0, 1.0, low_open=True)
 
 
-def gaussian(key: jax.Array, d_in: int, m: int, dtype=jnp.float32) -> jax.Array:
+def gaussian(
+    key: jax.Array, d_in: int, m: int, dtype: jax.typing.DTypeLike = jnp.float32
+) -> jax.Array:
     """Dense Gaussian projection: (d_in, m) with N(0, 1/m) entries, E||x W||^2 = ||x||^2."""
     d_in, m = _check_sizes(d_in, m)
     return _gaussian(key, d_in, m, jnp.dtype(dtype))
@@ -135,7 +137,11 @@ def _gaussian(key, d_in, m, dtype):
 
 
 def sparse_sign(
-    key: jax.Array, d_in: int, m: int, density: float | None = None, dtype=jnp.float32
+    key: jax.Array,
+    d_in: int,
+    m: int,
+    density: float | None = None,
+    dtype: jax.typing.DTypeLike = jnp.float32,
 ) -> jax.Array:
     """Sparse sign projection (d_in, m): +-1/sqrt(m s) w.p. s/2 each, else 0.
 
@@ -398,7 +404,7 @@ def project(
     block_size: int | None = None,
     *,
     check_finite: bool = False,
-    **kind_args,
+    **kind_args: object,
 ) -> jax.Array:
     """Random projection of x: (batch, d_in) -> (batch, m), generated from `key`.
 

@@ -16,6 +16,8 @@ from jax import lax
 
 from esparse import _checks, features
 
+__all__ = ["DEFAULT_LAMS", "Readout", "add_intercept", "ridge_classifier"]
+
 DEFAULT_LAMS = tuple(float(10.0**e) for e in range(-5, 5))
 
 

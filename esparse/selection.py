@@ -335,7 +335,7 @@ def by_top_k(x2: jax.Array, k: int, mode: str) -> jax.Array:
 _IMPLS = {"search": by_search, "top_k": by_top_k}
 
 
-def by_platform(make: Callable[[str], Callable], *args):
+def by_platform(make: Callable[[str], Callable], *args: jax.Array) -> jax.Array:
     """`lax.platform_dependent` over the platforms of AUTO: make(platform) -> fn(*args)."""
     return lax.platform_dependent(*args, **{p: make(p) for p in AUTO})
 

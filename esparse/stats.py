@@ -15,6 +15,26 @@ from scipy import stats as _scipy_stats
 
 from esparse import _checks
 
+__all__ = [
+    "Check",
+    "INCONCLUSIVE",
+    "Interval",
+    "NOT_REPRODUCED",
+    "REPRODUCED",
+    "at_least",
+    "at_most",
+    "at_most_or_inconclusive",
+    "ci_above",
+    "ci_below",
+    "decide",
+    "holds",
+    "loglog_slope",
+    "mean_ci",
+    "paired_ci",
+    "rankdata",
+    "spearman",
+]
+
 Outcome = Literal["pass", "fail", "inconclusive"]
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"
@@ -43,7 +63,7 @@ def _as_samples(name: str, values) -> np.ndarray:
 
 
 def mean_ci(
-    values,
+    values: np.typing.ArrayLike,
     confidence: float = 0.95,
     method: Literal["t", "bootstrap"] = "t",
     n_resamples: int = 10_000,
@@ -72,7 +92,12 @@ def mean_ci(
     return Interval(mean, float(low), float(high), n)
 
 
-def paired_ci(a, b, confidence: float = 0.95, method: Literal["t", "bootstrap"] = "t") -> Interval:
+def paired_ci(
+    a: np.typing.ArrayLike,
+    b: np.typing.ArrayLike,
+    confidence: float = 0.95,
+    method: Literal["t", "bootstrap"] = "t",
+) -> Interval:
     """Confidence interval of the mean paired difference a - b (same seed in each pair)."""
     a_arr, b_arr = _as_samples("a", a), _as_samples("b", b)
     if a_arr.shape != b_arr.shape:
@@ -80,7 +105,7 @@ def paired_ci(a, b, confidence: float = 0.95, method: Literal["t", "bootstrap"] 
     return mean_ci(a_arr - b_arr, confidence=confidence, method=method)
 
 
-def rankdata(values) -> np.ndarray:
+def rankdata(values: np.typing.ArrayLike) -> np.ndarray:
     """Ranks 1..n of `values` (n,), ties given their average rank."""
     arr = np.asarray(values, dtype=np.float64).reshape(-1)
     order = np.argsort(arr, kind="stable")
@@ -94,7 +119,7 @@ def rankdata(values) -> np.ndarray:
     return ranks
 
 
-def spearman(x, y) -> float:
+def spearman(x: np.typing.ArrayLike, y: np.typing.ArrayLike) -> float:
     """Spearman rank correlation of paired samples x, y (n,): Pearson correlation of ranks."""
     x_arr, y_arr = _as_samples("x", x), _as_samples("y", y)
     if x_arr.shape != y_arr.shape or x_arr.size < 2:
@@ -105,7 +130,7 @@ def spearman(x, y) -> float:
     return float((rx * ry).sum() / denom) if denom > 0 else 0.0
 
 
-def loglog_slope(x, y) -> float:
+def loglog_slope(x: np.typing.ArrayLike, y: np.typing.ArrayLike) -> float:
     """Least-squares slope of log(y) against log(x); x, y > 0."""
     x_arr, y_arr = _as_samples("x", x), _as_samples("y", y)
     if np.any(x_arr <= 0) or np.any(y_arr <= 0):

@@ -37,6 +37,8 @@ from esparse import _checks, execution
 from esparse import checkpoint as ckpt
 from esparse.data import Dataset
 
+__all__ = ["LOSSES", "SAMPLINGS", "TrainResult", "train", "train_seeds", "vmap_seeds"]
+
 PyTree = Any
 ApplyFn = Callable[[PyTree, jax.Array, Any, bool], jax.Array]
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
