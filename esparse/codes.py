@@ -25,6 +25,7 @@ from esparse import _checks
 
 __all__ = [
     "WORD_BITS",
+    "check_words",
     "indices_readout",
     "indices_to_bcoo",
     "indices_to_dense",
@@ -32,6 +33,7 @@ __all__ = [
     "n_words",
     "pack_bits",
     "unpack_bits",
+    "words_to_indices",
 ]
 
 WORD_BITS = 32
@@ -98,27 +100,59 @@ def unpack_bits(words: jax.Array, m: int, dtype: jax.typing.DTypeLike = jnp.uint
 # ---- indices form --------------------------------------------------------------------------
 
 
-@functools.partial(jax.jit, static_argnums=1)
-def _mask_to_indices(mask: jax.Array, k: int) -> jax.Array:
-    lead, m = mask.shape[:-1], mask.shape[-1]
-    rank = jnp.cumsum(mask.reshape(-1, m), axis=1, dtype=jnp.int32)
-    slots = jnp.arange(1, k + 1, dtype=jnp.int32)
-    # the s-th winner is the first position whose running count reaches s + 1
-    find = jax.vmap(lambda r: jnp.searchsorted(r, slots, side="left", method="scan_unrolled"))
-    return find(rank).astype(jnp.int32).reshape(*lead, k)
+def _select_bit(word: jax.Array, r: jax.Array) -> jax.Array:
+    """Position of the r-th (0-based) set bit of each uint32 word: 5 halving steps."""
+    pos = jnp.zeros_like(r)
+    for width in (16, 8, 4, 2, 1):
+        low = lax.population_count(word & jnp.uint32((1 << width) - 1)).astype(jnp.int32)
+        up = r >= low
+        pos = pos + jnp.where(up, width, 0)
+        r = jnp.where(up, r - low, r)
+        word = jnp.where(up, word >> width, word)
+    return pos
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _words_to_indices(words: jax.Array, k: int, m: int) -> jax.Array:
+    lead, w = words.shape[:-1], words.shape[-1]
+    words = words.reshape(-1, w)
+    count = lax.population_count(words).astype(jnp.int32)
+    total = jnp.cumsum(count, axis=1)  # set bits up to and including each word
+    slots = jnp.arange(k, dtype=jnp.int32)
+    # the word holding the s-th set bit: the number of words whose running total is <= s
+    find = jax.vmap(lambda c: jnp.searchsorted(c, slots, side="right", method="scan_unrolled"))
+    word_of = jnp.minimum(find(total).astype(jnp.int32), w - 1)
+    before = jnp.take_along_axis(total - count, word_of, axis=1)
+    bit = _select_bit(jnp.take_along_axis(words, word_of, axis=1), slots[None] - before)
+    indices = jnp.where(slots[None] < total[:, -1:], word_of * WORD_BITS + bit, m)
+    return indices.reshape(*lead, k)
+
+
+def words_to_indices(words: jax.Array, m: int, k: int) -> jax.Array:
+    """Packed codes -> the positions of their first k set bits, ascending.
+
+    words: (..., ceil(m / 32)) uint32 -> (..., k) int32; a row with fewer than k bits set
+    gets m in its unused slots. No sort and no pass over m positions: a running count of
+    bits per word, a binary search of each slot's word, and the slot's bit in its word.
+    """
+    m = _checks.positive_int("m", m)
+    check_words("words", words, m)
+    k = _checks.int_in_range("k", k, 1, m)
+    return _words_to_indices(words, k, m)
 
 
 def mask_to_indices(mask: jax.Array, k: int) -> jax.Array:
     """Positions of the True entries of a mask with exactly k per row, ascending.
 
     mask: (..., m) bool -> (..., k) int32. A row with fewer than k True entries gets m in its
-    unused slots; with more, its first k. No sort: a running count and a binary search per
-    slot. Used to turn a k-WTA mask into the indices form.
+    unused slots; with more, its first k. Packs the mask (`pack_bits`), then
+    `words_to_indices`. Used to turn a k-WTA mask into the indices form.
     """
     if getattr(mask, "ndim", 0) < 1 or mask.dtype != jnp.bool_:
         raise ValueError(f"mask must be a bool array, got {getattr(mask, 'dtype', mask)!r}")
-    k = _checks.int_in_range("k", k, 1, mask.shape[-1])
-    return _mask_to_indices(mask, k)
+    m = mask.shape[-1]
+    k = _checks.int_in_range("k", k, 1, m)
+    return _words_to_indices(_pack(mask), k, m)
 
 
 def _check_pair(values, indices, m: int | None = None) -> None:

@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 _BIG = np.int32(np.iinfo(np.int32).max)
+_SUB = 32  # codes per sub-block of hamming_knn's extraction tournament
 
 
 def flyhash(key: jax.Array, x: jax.Array, m: int, k: int, c: int) -> jax.Array:
@@ -96,32 +97,37 @@ def _merge(best_d, best_i, new_d, new_i):
 
 @functools.partial(jax.jit, static_argnums=(2, 3))
 def _knn(database, queries, k: int, block: int):
+    """block: a multiple of _SUB codes per scan step."""
     n, words = database.shape
     q, sentinel = queries.shape[0], 32 * words + 1
-    n_blocks = -(-n // block)
+    n_blocks, subs = -(-n // block), block // _SUB
     blocks = jnp.pad(database, ((0, n_blocks * block - n), (0, 0))).reshape(n_blocks, block, words)
     local = jnp.arange(block, dtype=jnp.int32)
+    sub_ids = jnp.arange(subs, dtype=jnp.int32)
 
     def step(best, xs):
         best_d, best_i = best
         codes, b = xs
         d = _distances(queries, codes)
         # entries that can enter: closer than the current k-th best (an equal distance loses
-        # to it, which has a lower index); key orders them by (distance, index)
+        # to it, which has a lower index); key orders them by (distance, index), unique
         enter = (d < best_d[:, -1:]) & (b * block + local < n)
-        key = jnp.where(enter, d * block + local, _BIG)
+        key = jnp.where(enter, d * block + local, _BIG).reshape(q, subs, _SUB)
         need = jnp.minimum(jnp.sum(enter, axis=1, dtype=jnp.int32), k)
 
-        def extract(state):  # the next smallest key of each row: one reduction
-            t, found = state
-            last = jnp.where(t == 0, -1, lax.dynamic_index_in_dim(found, t - 1, 1, False))
-            nxt = jnp.min(jnp.where(key > last[:, None], key, _BIG), axis=1)
-            return t + 1, lax.dynamic_update_index_in_dim(found, nxt, t, 1)
+        def extract(state):  # a tournament: take the least head, refill its sub-block
+            t, heads, found = state
+            s = jnp.argmin(heads, axis=1).astype(jnp.int32)
+            top = jnp.min(heads, axis=1)
+            sub = jnp.take_along_axis(key, s[:, None, None], axis=1)[:, 0]
+            refill = jnp.min(jnp.where(sub > top[:, None], sub, _BIG), axis=1)
+            heads = jnp.where(sub_ids[None] == s[:, None], refill[:, None], heads)
+            return t + 1, heads, lax.dynamic_update_index_in_dim(found, top, t, 1)
 
-        _, found = lax.while_loop(
+        _, _, found = lax.while_loop(
             lambda s: (s[0] < k) & jnp.any(need > s[0]),
             extract,
-            (jnp.int32(0), jnp.full((q, k), _BIG, jnp.int32)),
+            (jnp.int32(0), jnp.min(key, axis=2), jnp.full((q, k), _BIG, jnp.int32)),
         )
         ok = found < _BIG
         new_d = jnp.where(ok, found // block, sentinel)
@@ -144,14 +150,17 @@ def hamming_knn(
     Distances are XOR + popcount summed over words. The database is scanned in blocks of
     `block_size` codes (`lax.scan`), keeping a running k-best per query, so memory is
     O(q * block_size) whatever n is. No sort: an entry of a block can enter only if it is
-    closer than the current k-th best; those are pulled out in (distance, index) order by
-    one masked row minimum each (few per block once the running k-th best is tight), and
-    merged with the k-best by counting ranks. vmap over a leading seed axis of both inputs.
+    closer than the current k-th best; those are pulled out in (distance, index) order by a
+    tournament over sub-blocks of 32 codes (the least sub-block minimum, then a refill of
+    that sub-block: O(block / 32 + 32) per entry, and few enter once the running k-th best
+    is tight), and merged with the k-best by counting ranks. block_size is rounded up to a
+    multiple of 32. vmap over a leading seed axis of both inputs.
     """
     _check_codes("database", database, "queries", queries)
     k = _checks.int_in_range("k", k, 1, database.shape[0])
     block_size = _checks.positive_int("block_size", block_size)
-    return _knn(database, queries, k, min(block_size, database.shape[0]))
+    block = -(-min(block_size, database.shape[0]) // _SUB) * _SUB
+    return _knn(database, queries, k, block)
 
 
 def true_neighbors(
@@ -201,29 +210,35 @@ def mean_average_precision(
             f"relevant must be (q={q}, r) int indices, got {relevant.dtype} {relevant.shape}"
         )
     u = jax.random.uniform(key, (q, n))
-    idx = jnp.arange(n, dtype=jnp.int32)
     out = jnp.full((q,), n, jnp.int32) if exclude is None else exclude.astype(jnp.int32)
-    return _map(distances, u, idx, relevant.astype(jnp.int32), out)
+    return _map(distances, u, relevant.astype(jnp.int32), out)
+
+
+_MAP_ROWS = 8  # queries per step of the mAP's lax.map: (8, r, n) comparisons in flight
+
+
+def _average_precision(distances, u, relevant, out):
+    """AP of one query: distances, u (n,); relevant (r,) indices; out () excluded index."""
+    idx = jnp.arange(distances.shape[0], dtype=jnp.int32)
+    d_r, u_r = distances[relevant], u[relevant]
+    weight = relevant != out  # a relevant item that is not excluded
+    ahead = _before(
+        distances[None], u[None], idx[None], d_r[:, None], u_r[:, None], relevant[:, None]
+    )
+    rank = 1 + jnp.sum(ahead & (idx != out)[None], axis=1, dtype=jnp.int32)  # (r,)
+    ahead_r = _before(
+        d_r[None], u_r[None], relevant[None], d_r[:, None], u_r[:, None], relevant[:, None]
+    )
+    hits = 1 + jnp.sum(ahead_r & weight[None], axis=1, dtype=jnp.int32)
+    precision = jnp.where(weight, hits.astype(jnp.float32) / rank.astype(jnp.float32), 0.0)
+    return jnp.sum(precision) / jnp.maximum(jnp.sum(weight, dtype=jnp.int32), 1)
 
 
 @jax.jit
-def _map(distances, u, idx, relevant, out):
-    """AP per query from counts; `out` (q,) is the excluded index (n for none)."""
-    take = lambda v: jnp.take_along_axis(v, relevant, axis=1)  # noqa: E731
-    d_r, u_r = take(distances), take(u)
-    weight = relevant != out[:, None]  # (q, r): a relevant item that is not excluded
-    counted = (idx[None, :] != out[:, None])[:, None, :]  # (q, 1, n)
-    ahead = _before(
-        distances[:, None, :], u[:, None, :], idx[None, None, :],
-        d_r[:, :, None], u_r[:, :, None], relevant[:, :, None],
-    )  # fmt: skip
-    rank = 1 + jnp.sum(ahead & counted, axis=2, dtype=jnp.int32)  # (q, r)
-    ahead_r = _before(
-        d_r[:, None, :], u_r[:, None, :], relevant[:, None, :],
-        d_r[:, :, None], u_r[:, :, None], relevant[:, :, None],
-    )  # fmt: skip
-    hits = 1 + jnp.sum(ahead_r & weight[:, None, :], axis=2, dtype=jnp.int32)
-    precision = hits.astype(jnp.float32) / rank.astype(jnp.float32)
-    n_rel = jnp.sum(weight, axis=1, dtype=jnp.int32)
-    ap = jnp.sum(jnp.where(weight, precision, 0.0), axis=1) / jnp.maximum(n_rel, 1)
+def _map(distances, u, relevant, out):
+    """mAP from counts, a few queries at a time (memory O(rows * r * n)); `out` (q,) is the
+    excluded index of each query (n for none)."""
+    ap = lax.map(
+        lambda a: _average_precision(*a), (distances, u, relevant, out), batch_size=_MAP_ROWS
+    )
     return jnp.mean(ap)
