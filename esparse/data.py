@@ -119,6 +119,10 @@ def load(name: str, **kwargs: object) -> Dataset:
 
 
 def _as_dataset(x_train, y_train, x_test, y_test) -> Dataset:
+    """Host arrays as a Dataset on the device, their values checked once, here (where data
+    enters from the host, so the kernels that use it need not read it back)."""
+    for name, x in (("x_train", x_train), ("x_test", x_test)):
+        _checks.finite(name, np.asarray(x))
     return Dataset(
         jnp.asarray(x_train, jnp.float32),
         jnp.asarray(y_train, jnp.int32),

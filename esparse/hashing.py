@@ -113,19 +113,18 @@ def _knn(database, queries, k: int, block: int):
         # to it, which has a lower index); key orders them by (distance, index), unique
         enter = (d < best_d[:, -1:]) & (b * block + local < n)
         key = jnp.where(enter, d * block + local, _BIG).reshape(q, subs, _SUB)
-        need = jnp.minimum(jnp.sum(enter, axis=1, dtype=jnp.int32), k)
 
         def extract(state):  # a tournament: take the least head, refill its sub-block
             t, heads, found = state
-            s = jnp.argmin(heads, axis=1).astype(jnp.int32)
             top = jnp.min(heads, axis=1)
+            s = jnp.min(jnp.where(heads == top[:, None], sub_ids[None], subs - 1), axis=1)
             sub = jnp.take_along_axis(key, s[:, None, None], axis=1)[:, 0]
             refill = jnp.min(jnp.where(sub > top[:, None], sub, _BIG), axis=1)
             heads = jnp.where(sub_ids[None] == s[:, None], refill[:, None], heads)
             return t + 1, heads, lax.dynamic_update_index_in_dim(found, top, t, 1)
 
-        _, _, found = lax.while_loop(
-            lambda s: (s[0] < k) & jnp.any(need > s[0]),
+        _, _, found = lax.while_loop(  # until k taken or no row has an entry left
+            lambda s: (s[0] < k) & jnp.any(s[1] < _BIG),
             extract,
             (jnp.int32(0), jnp.min(key, axis=2), jnp.full((q, k), _BIG, jnp.int32)),
         )

@@ -252,14 +252,18 @@ def _config(
     )
 
 
-def _check_data(data: Dataset, lead: int) -> int:
-    """Validate a Dataset (with `lead` leading seed axes); returns the number of train rows."""
+def _check_data(data: Dataset, lead: int, check_finite: bool) -> int:
+    """Validate a Dataset (with `lead` leading seed axes); returns the number of train rows.
+
+    Shapes only, unless check_finite (which reads every array on the host: a sync); the
+    loaders of esparse.data check values where data enters from the host."""
     if not isinstance(data, Dataset):
         raise ValueError(f"data must be an esparse.data.Dataset, got {type(data).__name__}")
     for name, x in zip(data._fields, data, strict=True):
         if getattr(x, "ndim", 0) < lead + 1:
             raise ValueError(f"data.{name} must have {lead + 1}+ dimensions, got {x!r:.80}")
-        _checks.finite(f"data.{name}", x)
+        if check_finite:
+            _checks.finite(f"data.{name}", x)
     n_train, n_test = data.x_train.shape[lead], data.x_test.shape[lead]
     for split, n in (("train", n_train), ("test", n_test)):
         y = getattr(data, f"y_{split}")
@@ -269,6 +273,27 @@ def _check_data(data: Dataset, lead: int) -> int:
                 f"got {n} and {y.shape[lead]}"
             )
     return n_train
+
+
+def _check_outputs(cfg: _Config, params: PyTree, data: Dataset, lead: int, data_lead: int) -> None:
+    """For loss "mse": apply_fn's outputs must have the targets' shape (an (n, 1) output minus
+    (n,) targets would broadcast to (n, n)). Shapes only, by jax.eval_shape; params and data
+    have `lead` and `data_lead` leading seed axes."""
+    if cfg.loss != "mse":
+        return
+
+    def one(tree: PyTree, axes: int) -> PyTree:
+        return jax.tree.map(lambda v: jax.ShapeDtypeStruct(jnp.shape(v)[axes:], v.dtype), tree)
+
+    params1, data1 = one(params, lead), one(data, data_lead)
+    for split in ("train", "test"):
+        x, y = getattr(data1, f"x_{split}"), getattr(data1, f"y_{split}")
+        out = jax.eval_shape(lambda p, v: cfg.apply_fn(p, v, None, False), params1, x)
+        if out.shape != y.shape:
+            raise ValueError(
+                f"data.y_{split} must have the shape of apply_fn's outputs for loss='mse': "
+                f"outputs {out.shape}, data.y_{split} {y.shape}"
+            )
 
 
 def _check_mask(mask: PyTree | None, params: PyTree) -> PyTree | None:
@@ -302,6 +327,7 @@ def train(
     mask: PyTree | None = None,
     sampling: str = "shuffle",
     metrics: Mapping[str, MetricFn] | None = None,
+    check_finite: bool = False,
 ) -> TrainResult:
     """Train `params` for `steps` minibatch updates with `optimizer`, as one jitted `lax.scan`.
 
@@ -309,7 +335,8 @@ def train(
     (n, ...) with y_train (n,) int labels or (n, k) targets; likewise the test split.
     apply_fn(params, x, key, train) -> outputs (batch, k); called with key=None, train=False
     for evaluation. loss: "cross_entropy" (int labels), "mse" (mean over all entries of the
-    squared error), or fn(outputs, targets) -> scalar. Accuracy is logged when the targets are
+    squared error; outputs and targets must have the same shape, else ValueError), or
+    fn(outputs, targets) -> scalar. Accuracy is logged when the targets are
     1-D int labels or 2-D with k > 1 columns (one-hot; argmax agreement).
     sampling: "shuffle" (a fresh permutation each epoch of n // batch_size batches; the last
     partial batch is dropped, so each sample is seen at most once per epoch, exactly once when
@@ -319,9 +346,11 @@ def train(
     (Frankle & Carbin 2019). metrics: name -> fn(params, data) -> scalar, logged with the
     built-ins (train/test loss and accuracy) on the full sets every `log_every` updates and
     after the last one. The optimizer, apply_fn, loss and metric functions are static: pass
-    the same objects again to reuse the compiled program.
+    the same objects again to reuse the compiled program. check_finite: raise a ValueError
+    naming the array when data holds NaN or inf (reads data on the host: a sync; by default
+    NaN data gives NaN losses).
     """
-    n_train = _check_data(data, 0)
+    n_train = _check_data(data, 0, check_finite)
     cfg = _config(
         apply_fn=apply_fn,
         optimizer=optimizer,
@@ -333,6 +362,7 @@ def train(
         sampling=sampling,
         metrics=metrics,
     )
+    _check_outputs(cfg, params, data, 0, 0)
     return _train_jit(cfg, key, params, data, _check_mask(mask, params))
 
 
@@ -475,6 +505,7 @@ def train_seeds(
     checkpoint_dir: str | None = None,
     checkpoint_every: int | None = None,
     progress: bool = False,
+    check_finite: bool = False,
     **train_kwargs: Any,
 ) -> TrainResult:
     """`train` for S seeds at once: `jax.vmap` over the leading seed axis, one jitted call.
@@ -503,11 +534,12 @@ def train_seeds(
     progress: a tqdm bar over steps (times chunks), updated per chunk and segment; shown only
     on a terminal. Unsharded and without checkpoints or segments, each chunk runs as one
     compiled program (initialisation, scan over steps and result together).
-    Returns a `TrainResult` whose every leaf has a leading seed axis S.
+    check_finite as `train`. Returns a `TrainResult` whose every leaf has a leading seed axis S.
     """
-    n_train = _check_data(data, 1 if data_per_seed else 0)
+    n_train = _check_data(data, 1 if data_per_seed else 0, check_finite)
     mask = train_kwargs.pop("mask", None)
     cfg = _config(n_train=n_train, **train_kwargs)
+    _check_outputs(cfg, params, data, 1, 1 if data_per_seed else 0)
     n_seeds = _n_seeds(keys)
     mask = _check_mask(mask, params)
     _check_seed_axis("params", params, n_seeds)

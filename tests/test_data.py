@@ -103,3 +103,12 @@ def test_load_mnist_npz_validates(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="path"):
         data.load_mnist_npz(tmp_path / "junk.npz")
+
+
+def test_loaders_check_values_where_data_enters_from_the_host(tmp_path):
+    images = np.ones((4, 28, 28), np.float32)
+    images[1, 3, 3] = np.nan
+    labels = np.arange(4, dtype=np.uint8)
+    np.savez(tmp_path / "nan.npz", x_train=images, y_train=labels, x_test=images, y_test=labels)
+    with pytest.raises(ValueError, match="x_train holds 1 NaN or inf"):
+        data.load_mnist_npz(tmp_path / "nan.npz")

@@ -302,8 +302,27 @@ def test_bad_data_and_params_raise():
         tr.train(KEYS[0], _seed(PARAMS, 0), short, **KW)
     nan = data._replace(x_test=data.x_test.at[0, 0].set(jnp.nan))
     with pytest.raises(ValueError, match="data.x_test holds 1 NaN"):
-        tr.train(KEYS[0], _seed(PARAMS, 0), nan, **KW)
+        tr.train(KEYS[0], _seed(PARAMS, 0), nan, check_finite=True, **KW)
+    assert np.isnan(tr.train(KEYS[0], _seed(PARAMS, 0), nan, **KW).final["test_loss"])
     with pytest.raises(ValueError, match="params leaves must have a leading seed axis of 3"):
         tr.train_seeds(KEYS[:3], PARAMS, data, **KW)
     with pytest.raises(ValueError, match="data must be an esparse.data.Dataset"):
         tr.train(KEYS[0], _seed(PARAMS, 0), tuple(data), **KW)
+
+
+def test_mse_refuses_outputs_shaped_unlike_the_targets():
+    """An (n, 1) output minus (n,) targets would broadcast to (n, n): refused before compute."""
+    regression = data._replace(y_train=data.x_train[:, 0], y_test=data.x_test[:, 0])
+    kw = dict(apply_fn=_linear, optimizer=optimizer, steps=4, batch_size=16, loss="mse")
+    match = r"data.y_train must have the shape of apply_fn's outputs.*\(64, 1\).*\(64,\)"
+    with pytest.raises(ValueError, match=match):
+        tr.train(KEYS[0], jnp.zeros((4, 1)), regression, **kw)
+    with pytest.raises(ValueError, match=match):
+        tr.train_seeds(KEYS, jnp.zeros((4, 4, 1)), regression, **kw)
+    fine = tr.train(
+        KEYS[0],
+        jnp.zeros((4, 1)),
+        regression._replace(y_train=regression.y_train[:, None], y_test=regression.y_test[:, None]),
+        **kw,
+    )
+    assert fine.final["train_loss"].shape == ()
