@@ -24,25 +24,38 @@ import jax
 
 from esparse import _checks
 
-__all__ = ["Execution", "current", "execution", "next_checkpoint_dir"]
+__all__ = [
+    "Execution",
+    "current",
+    "execution",
+    "next_checkpoint_dir",
+    "planned_calls",
+    "record_planned_call",
+]
 
 
 @dataclasses.dataclass(frozen=True)
 class Execution:
     """Settings of the seed engine.
 
-    chunk_size: seeds per compiled call (None: all at once). devices: shard the seed axis over
-    the first `devices` of `jax.devices()` (None: no sharding; in a multi-process run
-    `jax.devices()` spans every process). checkpoint_dir / checkpoint_every: save each
-    `train_seeds` run every `checkpoint_every` steps under its own sub-directory; a
-    `checkpoint_every` alone only segments the scan (control returns to Python between
-    segments, so Ctrl-C and progress work).
+    chunk_size: seeds per compiled call (None: all at once; "auto": the most that fit
+    `memory_bytes`, from the compiled program's memory analysis, see `esparse.planning`).
+    devices: shard the seed axis over the first `devices` of `jax.devices()` (None: no
+    sharding; in a multi-process run `jax.devices()` spans every process).
+    checkpoint_dir / checkpoint_every: save each `train_seeds` run every `checkpoint_every`
+    steps under its own sub-directory; a `checkpoint_every` alone only segments the scan
+    (control returns to Python between segments, so Ctrl-C and progress work).
+    memory_bytes: the per-device budget for chunk_size="auto" (None: `default_memory_bytes`).
+    plan: compile every engine call without running it; each call records its chunk size,
+    memory and FLOPs (`planned_calls`) and returns zeros of its output's shape.
     """
 
-    chunk_size: int | None = None
+    chunk_size: int | str | None = None
     devices: int | None = None
     checkpoint_dir: str | None = None
     checkpoint_every: int | None = None
+    memory_bytes: int | None = None
+    plan: bool = False
 
 
 _DEFAULT = Execution()
@@ -52,6 +65,9 @@ _SETTINGS: contextvars.ContextVar[Execution | None] = contextvars.ContextVar(
 _CALLS: contextvars.ContextVar[Iterator[int] | None] = contextvars.ContextVar(
     "esparse_checkpoint_calls", default=None
 )
+_PLANNED: contextvars.ContextVar[list[dict] | None] = contextvars.ContextVar(
+    "esparse_planned_calls", default=None
+)
 
 
 def current() -> Execution:
@@ -60,13 +76,17 @@ def current() -> Execution:
 
 
 def _validated(
-    chunk_size: int | None,
+    chunk_size: int | str | None,
     devices: int | None,
     checkpoint_dir: str | None,
     checkpoint_every: int | None,
+    memory_bytes: int | None,
+    plan: bool,
 ) -> Execution:
-    if chunk_size is not None:
+    if chunk_size is not None and chunk_size != "auto":
         chunk_size = _checks.positive_int("chunk_size", chunk_size)
+    if memory_bytes is not None:
+        memory_bytes = _checks.positive_int("memory_bytes", memory_bytes)
     if devices is not None:
         devices = _checks.int_in_range("devices", devices, 1, jax.device_count())
     if checkpoint_every is not None:
@@ -75,29 +95,48 @@ def _validated(
         if checkpoint_every is None:
             raise ValueError("checkpoint_every must be given with checkpoint_dir")
         checkpoint_dir = str(Path(checkpoint_dir).absolute())
-    return Execution(chunk_size, devices, checkpoint_dir, checkpoint_every)
+    return Execution(
+        chunk_size, devices, checkpoint_dir, checkpoint_every, memory_bytes, bool(plan)
+    )
 
 
 @contextlib.contextmanager
 def execution(
     *,
-    chunk_size: int | None = None,
+    chunk_size: int | str | None = None,
     devices: int | None = None,
     checkpoint_dir: str | None = None,
     checkpoint_every: int | None = None,
+    memory_bytes: int | None = None,
+    plan: bool = False,
 ) -> Iterator[Execution]:
     """Run every seed-engine call in the block with these settings (see `Execution`).
 
     Bad values raise ValueError naming the argument (devices: at most `jax.device_count()`).
     """
-    settings = _validated(chunk_size, devices, checkpoint_dir, checkpoint_every)
+    settings = _validated(chunk_size, devices, checkpoint_dir, checkpoint_every, memory_bytes, plan)
     token = _SETTINGS.set(settings)
     calls = _CALLS.set(itertools.count())
+    planned = _PLANNED.set([] if plan else None)
     try:
         yield settings
     finally:
+        _PLANNED.reset(planned)
         _CALLS.reset(calls)
         _SETTINGS.reset(token)
+
+
+def planned_calls() -> list[dict]:
+    """The engine calls compiled so far in this planning block (empty outside one)."""
+    return list(_PLANNED.get() or [])
+
+
+def record_planned_call(entry: dict) -> None:
+    """Add one engine call's plan (seeds per call, calls, peak bytes, FLOPs) to the block's."""
+    planned = _PLANNED.get()
+    if planned is None:
+        raise ValueError("record_planned_call needs an execution(plan=True) block")
+    planned.append(entry)
 
 
 def next_checkpoint_dir() -> str | None:

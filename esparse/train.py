@@ -33,7 +33,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
-from esparse import _checks, execution
+from esparse import _checks, execution, planning
 from esparse import checkpoint as ckpt
 from esparse.data import Dataset
 
@@ -162,17 +162,21 @@ def _segment(
 
     def step(state: _State, t: jax.Array) -> tuple[_State, None]:
         perm = state.perm
-        if cfg.sampling == "shuffle":
-            epoch, pos = t // per_epoch, t % per_epoch
-            perm = jax.lax.cond(
-                pos == 0,
-                lambda: jax.random.permutation(jax.random.fold_in(data_key, epoch), n),
-                lambda: state.perm,
-            )
-            idx = jax.lax.dynamic_slice_in_dim(perm, pos * cfg.batch_size, cfg.batch_size)
+        if cfg.sampling == "shuffle" and cfg.batch_size == n:
+            # full batch: every row, no permutation (row order does not change the mean loss)
+            xb, yb = data.x_train, data.y_train
         else:
-            idx = jax.random.randint(jax.random.fold_in(data_key, t), (cfg.batch_size,), 0, n)
-        xb, yb = data.x_train[idx], data.y_train[idx]
+            if cfg.sampling == "shuffle":
+                epoch, pos = t // per_epoch, t % per_epoch
+                perm = jax.lax.cond(
+                    pos == 0,
+                    lambda: jax.random.permutation(jax.random.fold_in(data_key, epoch), n),
+                    lambda: state.perm,
+                )
+                idx = jax.lax.dynamic_slice_in_dim(perm, pos * cfg.batch_size, cfg.batch_size)
+            else:
+                idx = jax.random.randint(jax.random.fold_in(data_key, t), (cfg.batch_size,), 0, n)
+            xb, yb = data.x_train[idx], data.y_train[idx]
         step_key = jax.random.fold_in(dropout_key, t)
 
         def loss_fn(p: PyTree) -> jax.Array:
@@ -340,7 +344,8 @@ def train(
     1-D int labels or 2-D with k > 1 columns (one-hot; argmax agreement).
     sampling: "shuffle" (a fresh permutation each epoch of n // batch_size batches; the last
     partial batch is dropped, so each sample is seen at most once per epoch, exactly once when
-    batch_size divides n) or "replace" (batch indices uniform with replacement).
+    batch_size divides n; batch_size = n is full-batch gradient descent on the rows in order)
+    or "replace" (batch indices uniform with replacement).
     mask: bool pytree shaped like params; params and gradients are multiplied by it at the
     start and at every step, so masked weights stay exactly zero under any optimizer
     (Frankle & Carbin 2019). metrics: name -> fn(params, data) -> scalar, logged with the
@@ -417,6 +422,11 @@ def _chunks_and_mesh(
         n_devices = settings.devices
     else:
         n_devices = jax.device_count() if shard else None
+    if chunk_size == "auto":  # planned from memory by `_planned_size`; start from all seeds
+        multiple = n_devices or 1
+        size = -(-n_seeds // multiple) * multiple
+        mesh = None if n_devices is None else _seed_mesh(size, "keys", n_devices)
+        return size, list(range(0, n_seeds, size)), mesh
     if chunk_size is not None:
         chunk_size = _checks.positive_int("chunk_size", chunk_size)
     size = n_seeds if chunk_size is None else min(chunk_size, n_seeds)
@@ -424,6 +434,33 @@ def _chunks_and_mesh(
     if n_devices is not None:
         mesh = _seed_mesh(size, "chunk_size" if chunk_size is not None else "keys", n_devices)
     return size, list(range(0, n_seeds, size)), mesh
+
+
+def _planned_size(
+    size: int, n_seeds: int, mesh: Mesh | None, measure: Callable[[int], planning.Footprint]
+) -> int:
+    """Seeds per call: under chunk_size="auto", the most whose compiled program fits the
+    execution block's memory budget (a multiple of the device count); else `size`."""
+    settings = execution.current()
+    if settings.chunk_size != "auto":
+        return size
+    budget = settings.memory_bytes or planning.default_memory_bytes()
+    return planning.chunk_for_memory(measure, n_seeds, budget, 1 if mesh is None else mesh.size)
+
+
+def _record_plan(kind: str, fn: Any, n_seeds: int, size: int, peak: int, flops: float, shapes):
+    """Record one planned engine call and return zeros shaped like its output for S seeds."""
+    execution.record_planned_call(
+        {
+            "call": f"{kind}({getattr(fn, '__qualname__', None) or type(fn).__name__})",
+            "seeds": n_seeds,
+            "seeds_per_call": size,
+            "calls": -(-n_seeds // size),
+            "peak_bytes_per_call": peak,
+            "flops": flops,
+        }
+    )
+    return jax.tree.map(lambda s: np.zeros((n_seeds, *s.shape[1:]), s.dtype), shapes)
 
 
 def _gathered(tree: PyTree, mesh: Mesh | None) -> PyTree:
@@ -555,8 +592,36 @@ def train_seeds(
     elif checkpoint_dir is not None:
         raise ValueError("checkpoint_every must be given with checkpoint_dir")
 
-    seeds_sh, shared_sh = _shardings(mesh)
     data_axis = 0 if data_per_seed else None
+
+    def first(c: int) -> tuple:  # the first c seeds' inputs (padded), to compile for c seeds
+        k, p, m = (_take(x, 0, c, n_seeds) for x in (keys, params, mask))
+        return k, p, _take(data, 0, c, n_seeds) if data_per_seed else data, m
+
+    def whole_program():
+        return _seed_program("whole", cfg, cfg.steps, data_axis, mesh)
+
+    size = _planned_size(
+        size, n_seeds, mesh, lambda c: planning.footprint(whole_program(), *first(c))
+    )
+    starts = list(range(0, n_seeds, size))
+    if execution.current().plan:
+        chunk = first(size)
+        state = jax.eval_shape(_seed_program("init", cfg, 0, data_axis, mesh), *chunk)
+        step = _seed_program("segment", cfg, 1, data_axis, mesh)
+        start_step = jax.ShapeDtypeStruct((), jnp.int32)
+        per_step = planning.footprint(step, state, chunk[0], chunk[2], chunk[3], start_step)
+        return _record_plan(
+            "train_seeds",
+            cfg.apply_fn,
+            n_seeds,
+            size,
+            planning.footprint(whole_program(), *chunk).peak_bytes,
+            per_step.flops * cfg.steps * -(-n_seeds // size),
+            jax.eval_shape(whole_program(), *chunk),
+        )
+
+    seeds_sh, shared_sh = _shardings(mesh)
     data_sh = seeds_sh if data_per_seed else shared_sh
     inputs = []
     for start in starts:
@@ -650,8 +715,24 @@ def vmap_seeds(
         if axis == 0:
             _check_seed_axis(f"args[{i}]", arg, n_seeds)
     size, starts, mesh = _chunks_and_mesh(n_seeds, chunk_size, shard)
-    seeds_sh, shared_sh = _shardings(mesh)
     program = _vmap_program(fn, in_axes, mesh)
+
+    def first(c: int) -> list:  # keys and args of the first c seeds (padded)
+        chunk = [
+            _take(a, 0, c, n_seeds) if ax == 0 else a for a, ax in zip(args, in_axes, strict=True)
+        ]
+        return [_take(keys, 0, c, n_seeds), *chunk]
+
+    size = _planned_size(size, n_seeds, mesh, lambda c: planning.footprint(program, *first(c)))
+    starts = list(range(0, n_seeds, size))
+    if execution.current().plan:
+        fp = planning.footprint(program, *first(size))
+        calls = -(-n_seeds // size)
+        shapes = jax.eval_shape(program, *first(size))
+        return _record_plan(
+            "vmap_seeds", fn, n_seeds, size, fp.peak_bytes, fp.flops * calls, shapes
+        )
+    seeds_sh, shared_sh = _shardings(mesh)
     outputs = []
     for start in starts:
         chunk_args = [

@@ -22,7 +22,7 @@ from pathlib import Path
 from experiments import claims
 from experiments.core import SCALES
 from experiments.report import write_report
-from experiments.runner import run_claim
+from experiments.runner import plan_claim, run_claim
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -43,6 +43,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     engine.add_argument("--devices", help="shard the seed axis over N local devices, or all")
     engine.add_argument(
         "--checkpoint-every", type=int, help="save training state every STEPS steps (resumable)"
+    )
+    engine.add_argument(
+        "--memory", type=float, help="GB per device for --chunk-size auto (default: the device's)"
+    )
+    engine.add_argument(
+        "--plan",
+        action="store_true",
+        help="compile (do not run) every claim's programs; print chunk, memory, FLOPs, time",
+    )
+    engine.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=50.0,
+        help="peak TFLOP/s for --plan's time estimate (default 50, a recent GPU in float32)",
     )
     engine.add_argument("--coordinator", help="HOST:PORT of process 0 (multi-process run)")
     engine.add_argument("--num-processes", type=int, help="processes in a multi-process run")
@@ -84,6 +98,10 @@ def _check_engine_flags(parser: argparse.ArgumentParser, args: argparse.Namespac
         args.devices.isdigit() and int(args.devices) >= 1
     ):
         parser.error(f"--devices must be a positive int or all, got {args.devices!r}")
+    if args.memory is not None and not args.memory > 0:
+        parser.error(f"--memory must be a positive number of GB, got {args.memory}")
+    if not args.peak_tflops > 0:
+        parser.error(f"--peak-tflops must be positive, got {args.peak_tflops}")
     if args.checkpoint_every is not None and args.checkpoint_every < 1:
         parser.error(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
     multi = (args.coordinator, args.num_processes, args.process_id)
@@ -128,8 +146,8 @@ def resolve_engine(args: argparse.Namespace) -> dict:
     import jax
 
     chunk = args.chunk_size
-    if chunk == "auto":  # CPU: 8 seeds keep weights and optimizer state in cache (BUILD_NOTES)
-        chunk = 8 if jax.default_backend() == "cpu" else None
+    if chunk is None and (args.plan or args.memory is not None):
+        chunk = "auto"
     devices = args.devices
     if devices == "all":
         devices = jax.device_count()
@@ -141,10 +159,40 @@ def resolve_engine(args: argparse.Namespace) -> dict:
                 f"{jax.device_count()} devices present"
             )
     return {
-        "chunk_size": None if chunk is None else int(chunk),
+        "chunk_size": chunk if chunk in (None, "auto") else int(chunk),
         "devices": devices,
         "checkpoint_every": args.checkpoint_every,
+        "memory_bytes": None if args.memory is None else int(args.memory * 1e9),
     }
+
+
+def print_plan(ids: list[str], args: argparse.Namespace, engine: dict) -> int:
+    """--plan: compile every claim's engine calls and print what a run would need."""
+    flops_per_s = args.peak_tflops * 1e12
+    print(
+        f"{'claim':22s} {'seeds':>5s} {'per call':>9s} {'peak GB/call':>12s} "
+        f"{'TFLOP':>10s} {'est. time':>10s}  (at {args.peak_tflops:g} TFLOP/s)"
+    )
+    total = 0.0
+    for cid in ids:
+        plan = plan_claim(
+            claims.get(cid),
+            args.scale,
+            seeds=args.seeds,
+            chunk_size=engine["chunk_size"],
+            devices=engine["devices"],
+            memory_bytes=engine["memory_bytes"],
+        )
+        seconds = plan["flops"] / flops_per_s
+        total += seconds
+        per_call = ",".join(str(c) for c in plan["seeds_per_call"])
+        print(
+            f"{cid:22s} {plan['seeds']:5d} {per_call:>9s} "
+            f"{plan['peak_bytes_per_call'] / 1e9:12.3g} {plan['flops'] / 1e12:10.4g} "
+            f"{seconds:9.3g}s"
+        )
+    print(f"total estimated compute: {total:.3g} s (FLOPs / peak; real runs are slower)")
+    return 0
 
 
 def _check_divisible(ids: list[str], args: argparse.Namespace, engine: dict) -> None:
@@ -183,7 +231,17 @@ def main(argv: list[str] | None = None) -> int:
     start_processes(args)
     engine = resolve_engine(args)
     ids = args.claims or claims.claim_ids()
+    for cid in ids:  # a config that cannot run (e.g. an odd seed count where seeds pair up)
+        try:
+            claims.get(cid).config(args.scale, args.seeds)
+        except ValueError as err:
+            raise SystemExit(f"python -m experiments: error: --seeds for {cid}: {err}") from err
     _check_divisible(ids, args, engine)
+    if args.plan:
+        try:
+            return print_plan(ids, args, engine)
+        except ValueError as err:
+            raise SystemExit(f"python -m experiments: error: --memory: {err}") from err
     import jax
     from tqdm import tqdm
 
@@ -203,6 +261,10 @@ def main(argv: list[str] | None = None) -> int:
                 force=args.force,
                 **engine,
             )
+        except ValueError as err:
+            if "memory budget" not in str(err):
+                raise
+            raise SystemExit(f"python -m experiments: error: --memory: {err}") from err
         except KeyboardInterrupt:
             saved = (
                 f"its checkpoints (every {engine['checkpoint_every']} steps) are under "

@@ -3,6 +3,7 @@ atomically, and a skip of claims already done with the same config (so a suite r
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -162,6 +163,39 @@ def checkpoint_dir(out_dir: str | os.PathLike, claim: Claim, digest: str) -> Pat
     return Path(out_dir) / ".checkpoints" / f"{claim.id}-{digest}"
 
 
+def plan_claim(
+    claim: Claim,
+    scale: str = "full",
+    *,
+    seeds: int | None = None,
+    chunk_size: int | str | None = "auto",
+    devices: int | None = None,
+    memory_bytes: int | None = None,
+) -> dict:
+    """Compile, without running, every engine call of one claim (`esparse.execution` plan
+    mode): per call the seeds per call chosen for the memory budget, the peak memory per call
+    and the FLOPs; returns them with the claim's totals. Non-engine code of the claim runs on
+    the zeros the planned calls return (cheap next to the engine's work)."""
+    config = claim.config(scale, seeds)
+    keys = seed_keys(0, config.seeds)
+    start = time.perf_counter()
+    with execution.execution(
+        chunk_size=chunk_size, devices=devices, memory_bytes=memory_bytes, plan=True
+    ):
+        claim.run(keys, config)
+        calls = execution.planned_calls()
+    return {
+        "claim": claim.id,
+        "scale": scale,
+        "seeds": config.seeds,
+        "calls": calls,
+        "seeds_per_call": sorted({c["seeds_per_call"] for c in calls}),
+        "peak_bytes_per_call": max((c["peak_bytes_per_call"] for c in calls), default=0),
+        "flops": float(sum(c["flops"] for c in calls)),
+        "plan_seconds": round(time.perf_counter() - start, 1),
+    }
+
+
 def run_claim(
     claim: Claim,
     scale: str = "quick",
@@ -170,19 +204,21 @@ def run_claim(
     base_seed: int = 0,
     out_dir: str | os.PathLike = "results",
     force: bool = False,
-    chunk_size: int | None = None,
+    chunk_size: int | str | None = None,
     devices: int | None = None,
     checkpoint_every: int | None = None,
+    memory_bytes: int | None = None,
 ) -> dict:
     """Run one claim (its seeds through the engine), decide its verdict, write
     DIR/<claim>.json and DIR/<claim>.png; skip when the same config is already done.
 
-    chunk_size, devices, checkpoint_every: the seed engine's settings for every call the claim
-    makes (`esparse.execution`). With checkpoint_every, each training run saves its state
-    every that many steps under `checkpoint_dir(...)`; run again after an interruption, the
-    claim resumes from there and ends with the same per-seed numbers; the checkpoints are
-    removed once the claim's JSON is written. In a multi-process run every process computes
-    its shard of the seeds and only process 0 writes.
+    chunk_size, devices, checkpoint_every, memory_bytes: the seed engine's settings for every
+    call the claim makes (`esparse.execution`; chunk_size "auto" fits memory_bytes). With
+    checkpoint_every, each training run saves its state every that many steps under
+    `checkpoint_dir(...)`; run again after an interruption, the claim resumes from there and
+    ends with the same per-seed numbers; the checkpoints are removed once the claim's JSON is
+    written. In a multi-process run every process computes its shard of the seeds and only
+    process 0 writes.
     """
     out = Path(out_dir)
     config = claim.config(scale, seeds)
@@ -203,6 +239,7 @@ def run_claim(
         devices=devices,
         checkpoint_dir=None if ckpt_dir is None else str(ckpt_dir),
         checkpoint_every=checkpoint_every,
+        memory_bytes=memory_bytes,
     ):
         metrics = {name: np.asarray(value) for name, value in claim.run(keys, config).items()}
     wall = time.perf_counter() - start
@@ -241,6 +278,7 @@ def run_claim(
             "chunk_size": chunk_size,
             "devices": devices,
             "checkpoint_every": checkpoint_every,
+            "memory_bytes": memory_bytes,
             "processes": jax.process_count(),
         },
         "figure": png_path.name,
@@ -250,4 +288,6 @@ def run_claim(
         write_json(json_path, record)
         if ckpt_dir is not None:
             shutil.rmtree(ckpt_dir, ignore_errors=True)
+            with contextlib.suppress(OSError):  # the parent, once no other claim uses it
+                ckpt_dir.parent.rmdir()
     return record

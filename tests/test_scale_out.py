@@ -13,10 +13,11 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from esparse import execution
+from esparse import execution, planning, train
 from experiments import claims
 from experiments.runner import run_claim
 
@@ -154,10 +155,14 @@ def test_ctrl_c_stops_within_seconds_and_says_how_to_resume(tmp_path):
             "--process-id must be in [0, 2), got 5",
         ),
         (["--coordinator", "127.0.0.1:1"], "go together"),
+        (["--seeds", "3"], "seeds must be even and >= 2 for feature-repopulation"),
     ],
 )
 def test_cli_refuses_bad_engine_flags_and_writes_nothing(tmp_path, flags, message):
-    proc = _cli([CLAIM, "--scale", "smoke", "--out", str(tmp_path / "out"), *flags])
+    claim = "feature-repopulation" if "--seeds" in flags and "3" in flags else CLAIM
+    if "--devices" in flags:
+        claim = CLAIM
+    proc = _cli([claim, "--scale", "smoke", "--out", str(tmp_path / "out"), *flags])
     _, err = proc.communicate(timeout=120)
     assert proc.returncode != 0 and message in err
     assert not list((tmp_path / "out").glob("*.json"))
@@ -169,4 +174,49 @@ def test_a_coordinator_that_never_answers_times_out_clearly(tmp_path):
     proc = _cli([CLAIM, "--scale", "smoke", "--out", str(tmp_path), *flags, "--init-timeout", "3"])
     _, err = proc.communicate(timeout=120)
     assert proc.returncode != 0 and "no multi-process start within --init-timeout 3 s" in err
+    assert not list(tmp_path.glob("*.json"))
+
+
+def _big(key, x):
+    """Per seed a (512, 512) intermediate: 1 MiB of float32 per seed."""
+    return jnp.sum(jnp.tanh(x @ jax.random.normal(key, (x.shape[1], 512))))
+
+
+def test_auto_chunk_fits_the_memory_budget_and_plan_compiles_without_running():
+    keys = jax.random.split(jax.random.key(0), 64)
+    x = jnp.ones((512, 64))
+    reference = train.vmap_seeds(_big, keys, x)
+    with execution.execution(chunk_size="auto", memory_bytes=16 * 2**20):
+        chunked = train.vmap_seeds(_big, keys, x)
+    np.testing.assert_allclose(chunked, reference, rtol=1e-6)
+    per_seed = planning.footprint(jax.jit(jax.vmap(_big, (0, None))), keys[:2], x).peak_bytes / 2
+    with execution.execution(chunk_size="auto", memory_bytes=16 * 2**20, plan=True):
+        zeros = train.vmap_seeds(_big, keys, x)
+        (call,) = execution.planned_calls()
+    assert zeros.shape == (64,) and not zeros.any()
+    assert 1 <= call["seeds_per_call"] < 64 and call["calls"] == -(-64 // call["seeds_per_call"])
+    assert call["peak_bytes_per_call"] <= 16 * 2**20
+    assert call["seeds_per_call"] * per_seed <= 16 * 2**20 * 1.5
+    assert call["flops"] >= 2 * 512 * 64 * 512 * 64  # the matmuls of all 64 seeds
+    with pytest.raises(ValueError, match="too small for 1 seed"):
+        with execution.execution(chunk_size="auto", memory_bytes=1000):
+            train.vmap_seeds(_big, keys, x)
+
+
+def test_plan_of_every_claim_reports_finite_memory(tmp_path):
+    proc = _cli(["--scale", "smoke", "--plan", "--out", str(tmp_path)])
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-2000:]
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[1:-1]}
+    assert set(rows) == set(claims.claim_ids())
+    for cid, row in rows.items():
+        peak_gb, tflop = float(row[3]), float(row[4])
+        assert 0 < peak_gb < 10 and np.isfinite(tflop) and tflop > 0, cid
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_memory_too_small_for_one_seed_is_refused(tmp_path):
+    proc = _cli([CLAIM, "--scale", "smoke", "--memory", "1e-7", "--out", str(tmp_path)])
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode != 0 and "--memory: memory budget" in err
     assert not list(tmp_path.glob("*.json"))

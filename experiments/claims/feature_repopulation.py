@@ -59,6 +59,14 @@ class Config:
     l2: float = 1e-3
     teacher_seed: int = 1234
 
+    def __post_init__(self):
+        # seed i is paired with seed i + S/2: an odd count would leave one seed out
+        if self.seeds < 2 or self.seeds % 2:
+            raise ValueError(
+                f"seeds must be even and >= 2 for feature-repopulation (seed i is paired with "
+                f"seed i + S/2), got {self.seeds}"
+            )
+
 
 CONFIGS = {
     "smoke": Config(seeds=4, widths=(16, 32, 64), n_train=200, n_test=200, steps=100),

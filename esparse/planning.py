@@ -1,0 +1,80 @@
+"""Memory and cost of compiled seed programs, known before they run.
+
+`jax.jit(f).lower(*args).compile()` reports its memory (`memory_analysis()`) and FLOPs
+(`cost_analysis()`) on every backend, so the seed engine can choose how many seeds fit in one
+call from a memory budget, and a whole suite can be planned (compiled, not run) on a laptop for
+a GPU. Memory figures are per device (an SPMD program's shard); XLA counts a loop body's FLOPs
+once, so a training run's FLOPs are those of one step times the steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from typing import Any
+
+import jax
+
+__all__ = ["Footprint", "chunk_for_memory", "default_memory_bytes", "footprint"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Footprint:
+    """peak_bytes: arguments + outputs + temporaries of one call, per device; flops: XLA's
+    count for one call (a loop body counted once)."""
+
+    peak_bytes: int
+    flops: float
+
+
+def footprint(jitted: Any, *args: Any) -> Footprint:
+    """Compile `jitted` (a `jax.jit` function) for `args` (arrays or ShapeDtypeStructs) and
+    read its memory and cost analyses; nothing runs."""
+    compiled = jitted.lower(*args).compile()
+    mem = compiled.memory_analysis()
+    peak = (
+        mem.argument_size_in_bytes
+        + mem.output_size_in_bytes
+        + mem.temp_size_in_bytes
+        - mem.alias_size_in_bytes
+    )
+    cost = compiled.cost_analysis()
+    if isinstance(cost, list | tuple):  # older jax: one dict per program
+        cost = cost[0] if cost else {}
+    return Footprint(int(peak), float((cost or {}).get("flops", 0.0)))
+
+
+def default_memory_bytes() -> int:
+    """The memory of one device: what an accelerator reports as its limit, or on CPU half of
+    the machine's RAM (the rest for the host's copies of data and results)."""
+    stats = getattr(jax.devices()[0], "memory_stats", lambda: None)()
+    if stats and stats.get("bytes_limit"):
+        return int(stats["bytes_limit"])
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2)
+
+
+def chunk_for_memory(
+    measure: Callable[[int], Footprint], n_seeds: int, budget_bytes: int, multiple: int = 1
+) -> int:
+    """The most seeds per call (a multiple of `multiple`, at most n_seeds rounded up to it)
+    whose compiled footprint fits `budget_bytes`.
+
+    measure(c) compiles the program for c seeds. Memory is linear in c (the seed axis is a
+    batch axis), so two compilations, at `multiple` and `2 * multiple` seeds, give the base
+    and per-seed bytes. ValueError when not even `multiple` seeds fit.
+    """
+    one = measure(multiple)
+    if one.peak_bytes > budget_bytes:
+        raise ValueError(
+            f"memory budget {budget_bytes / 1e9:.3g} GB is too small for {multiple} seed(s) per "
+            f"call: the program needs {one.peak_bytes / 1e9:.3g} GB"
+        )
+    most = -(-n_seeds // multiple) * multiple
+    if most == multiple:
+        return multiple
+    two = measure(2 * multiple)
+    per_seed = max(two.peak_bytes - one.peak_bytes, 1) / multiple
+    base = one.peak_bytes - per_seed * multiple
+    fit = int((budget_bytes - base) // per_seed) // multiple * multiple
+    return max(multiple, min(most, fit))
