@@ -1,6 +1,7 @@
 """Benchmarks of the esparse kernels against numpy and torch on the same machine.
 
 python -m experiments.bench [group ...] [--out results/bench.json]
+python -m experiments.bench device [--small | --full] [--out PATH]   (experiments.bench_device)
 
 Groups are functions registered in GROUPS (name -> fn() returning a list of row dicts with
 keys group, name, esparse_ms, peer, peer_ms, ratio, ceiling_fraction, note). ratio is
@@ -33,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from esparse import projection, sparsify
+from esparse import projection, selection, sparsify
 
 try:
     import torch
@@ -44,6 +45,7 @@ except ImportError:  # torch is optional: its rows say so
 
 BATCH, D_IN, M, FRACTION, FAN_IN = 4096, 784, 8192, 0.05, 6
 K = int(round(FRACTION * M))
+FUSED_ROWS = 512  # rows per fused block, as projection's on CPU
 _PAUSE_S = 0.25
 
 
@@ -223,8 +225,8 @@ def kernels() -> list[dict]:
     )
     fused = jax.jit(
         lambda a, b: jax.lax.map(
-            lambda xb: projection._select_rows(xb @ b, jnp.int32(K), "values"),
-            a.reshape(-1, projection._FUSED_ROWS, D_IN),
+            lambda xb: selection.select(xb @ b, K, "values"),
+            a.reshape(-1, FUSED_ROWS, D_IN),
         ).reshape(BATCH, M)
     )
     peers("expand_and_sparsify gaussian (W given)", lambda: fused(x, w), np_es, torch_es, mm_ms)
@@ -293,11 +295,11 @@ def kernels() -> list[dict]:
     return rows
 
 
-def seeds() -> list[dict]:
-    """S seeds of an MNIST-1D MLP 40-256-256-10 (Adam, 200 steps of batch 128): one vmapped
-    `train_seeds` call vs a Python loop over seeds of the jitted single-seed `train`; for
-    S >= 32 also in chunks of 8 seeds (`chunk_size=8`), which keeps a chunk's weights and
-    optimizer state in a CPU's caches."""
+def seeds(counts: tuple[int, ...] = (1, 8, 32, 128), steps: int = 200) -> list[dict]:
+    """S seeds of an MNIST-1D MLP 40-256-256-10 (Adam, `steps` steps of batch 128) for each S
+    of `counts`: one vmapped `train_seeds` call vs a Python loop over seeds of the jitted
+    single-seed `train`; for S >= 32 also in chunks of 8 seeds (`chunk_size=8`), which keeps
+    a chunk's weights and optimizer state in a CPU's caches."""
     import optax
 
     from esparse import data, nn, train
@@ -305,7 +307,11 @@ def seeds() -> list[dict]:
     ds = data.mnist1d()
     model = nn.mlp((40, 256, 256, 10))
     kwargs = dict(
-        apply_fn=model.apply, optimizer=optax.adam(1e-3), steps=200, batch_size=128, log_every=200
+        apply_fn=model.apply,
+        optimizer=optax.adam(1e-3),
+        steps=steps,
+        batch_size=128,
+        log_every=steps,
     )
     single = jax.jit(lambda key, params, d: train.train(key, params, d, **kwargs))
     # one throwaway call of each first: the process's first trace pays one-off costs that
@@ -315,7 +321,7 @@ def seeds() -> list[dict]:
     jax.block_until_ready(train.train_seeds(warm_keys, warm_params, ds, **kwargs))
     jax.block_until_ready(single(warm_keys[0], jax.tree.map(lambda p: p[0], warm_params), ds))
     rows = []
-    for n_seeds in (1, 8, 32, 128):
+    for n_seeds in counts:
         keys = jax.random.split(jax.random.key(n_seeds), n_seeds)
         params = jax.vmap(model.init)(keys)
         per_seed = [(keys[i], jax.tree.map(lambda p, i=i: p[i], params)) for i in range(n_seeds)]
@@ -595,6 +601,11 @@ def write_json(path: Path, results: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["device"]:  # the one-shot device check has its own options and JSON
+        from experiments import bench_device
+
+        return bench_device.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m experiments.bench", description=__doc__)
     parser.add_argument("groups", nargs="*", help=f"groups to run (default: all of {list(GROUPS)})")
     parser.add_argument("--out", default="results/bench.json", help="JSON file to merge into")
