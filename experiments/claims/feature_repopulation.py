@@ -18,10 +18,10 @@ learning-rate scaling). Seeds cover the particle initialisation and the Langevin
   i + S/2 (independent pairs), so those metrics have a leading axis of S/2 pairs. The
   learned-vs-control distance uses the same pairs (learned of seed i vs control of seed
   i + S/2), so both distances carry the same sampling noise.
-Criterion: (i) log-log slope of the mean between-seed distance against m <= -0.3; (ii) at the
-largest m, learned-vs-control distance > 3x between-seed distance (paired CI over pairs of
-learned-control - 3 * between-seed above 0); (iii) at every m, paired CI of frozen minus learned
-test loss above 0 (CLAIMS.md, line for line); and, as for every ridge readout, at most 10% of
+Criterion (CLAIMS.md, line for line): (i) log-log slope of the mean between-seed distance
+against m <= -0.3; (ii) at the largest m, learned-vs-control distance > 3x between-seed distance
+(paired CI over pairs of learned-control - 3 * between-seed above 0); (iii) at every m, paired
+CI of frozen minus learned test loss above 0; and, as for every ridge readout, at most 10% of
 the frozen-feature lambda choices at an edge of the grid, else inconclusive.
 """
 

@@ -7,8 +7,9 @@ Protocol (CLAIMS.md): MNIST-1D MLP 40-256-256-10, Adam. `esparse.masks.imp` with
 10%), rewind to theta_0, 8 rounds (~17% of the hidden weights left; full: 15 rounds, ~3.5%).
 Controls at the last round: the same mask with a fresh init (`masks.reinit_control`), and a
 random mask of the same per-layer density trained from theta_0 (`masks.random_mask_control`).
-Criterion: at the last round the ticket's test accuracy >= dense - 1 point (paired CI of
-ticket - dense above -0.01), and the ticket beats both controls (paired CIs above 0).
+Criterion (CLAIMS.md, line for line): at the last round the ticket's test accuracy >= dense - 1
+point (paired CI of ticket - dense above -0.01), and the ticket beats both controls (paired CIs
+above 0).
 """
 
 from __future__ import annotations

@@ -6,9 +6,11 @@ target relu(w*.x + b*), w* a random direction per seed. Three targets, each with
 - bulk (main verdict): unit w*, b* = 0, the kink in the bulk of the data;
 - tail: unit w*, b* = -1.5, the kink in the tail;
 - large-norm: |w*| = d, b* = 0. This follows the construction behind the paper's lower bound
-  (Theorem 4.2 of arXiv 1904.00687: a single neuron whose weight norm and bias are polynomial
-  in d cannot be approximated by random features unless their number or output weights are
-  exponential in d). A ReLU is positively homogeneous, relu(d w.x) = d relu(w.x), so on the
+  (Section 4, Theorem 4.2 of arXiv 1904.00687 as we read it: a single neuron with poly(d)
+  weights, [<w*, x> + b*]_+ with |w*| and |b*| polynomial in d, cannot be approximated by
+  random features unless their number or output weights are exponential in d; the full text
+  was not reachable from this machine, so the theorem number is from memory and the abstract).
+  A ReLU is positively homogeneous, relu(d w.x) = d relu(w.x), so on the
   normalised error below the random-feature fit equals the bulk target's exactly and only its
   output-weight norm grows (by d, reported); gradient descent must grow the neuron's weights
   to norm d, so its Adam learning rate is scaled by |w*| (Adam's steps are in parameter units).
