@@ -67,7 +67,14 @@ def undocumented() -> list[str]:
 
 
 def _reference_page(module: str) -> str:
-    return f"# esparse.{module}\n\n::: esparse.{module}\n"
+    # The module is the page's heading (so that `[esparse.<module>][]` links resolve).
+    return (
+        f"::: esparse.{module}\n"
+        "    options:\n"
+        "      show_root_heading: true\n"
+        "      show_root_full_path: true\n"
+        "      heading_level: 1\n"
+    )
 
 
 def _reference_index() -> str:
