@@ -31,10 +31,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from esparse import _checks, selection
+from esparse import _checks, codes, selection
 
 __all__ = [
     "KINDS",
+    "OUTPUTS",
     "SRHTParams",
     "apply_fly",
     "apply_srht",
@@ -47,6 +48,7 @@ __all__ = [
 ]
 
 KINDS = ("gaussian", "sparse_sign", "fly", "srht")
+OUTPUTS = ("dense", "indices", "packed")  # forms of expand_and_sparsify's result
 _UNITS_PER_BLOCK = 256  # canonical block of output units (gaussian, sparse_sign, fly)
 # Rows of x per step of the fused expand-and-sparsify, by platform (as selection.AUTO): on a
 # CPU a block's projection is still in cache when it is sparsified; on GPU and TPU lax.map
@@ -423,21 +425,32 @@ def project(
     return _project(key, x, m, kind, block_size, args)
 
 
+def _sparsify(y, k, mode, method):
+    """selection.select of y: (rows, m) for the dense modes; for "indices" (values, indices)
+    (rows, k) and for "packed" (rows, ceil(m / 32)) uint32, both from the winner mask."""
+    if mode == "indices":
+        indices = codes.mask_to_indices(selection.select(y, k, "mask", method), k)
+        return jnp.take_along_axis(y, indices, axis=1, mode="fill", fill_value=jnp.nan), indices
+    if mode == "packed":
+        return codes.pack_bits(selection.select(y, k, "mask", method))
+    return selection.select(y, k, mode, method)
+
+
 def _sparsified(key, x, m, k, kind, mode, block_size, args, method, fused_rows):
     """expand_and_sparsify with a concrete method and fused row block (None: no fusion)."""
     if block_size is not None:
-        return selection.select(_project(key, x, m, kind, block_size, args), k, mode, method)
+        return _sparsify(_project(key, x, m, kind, block_size, args), k, mode, method)
     params = _params(key, kind, x.shape[1], m, args)
     batch = x.shape[0]
     rb = batch
     if fused_rows is not None:
         rb = max(b for b in range(1, min(batch, fused_rows) + 1) if batch % b == 0)
     if rb == batch or rb < 16:
-        return selection.select(_apply(x, kind, params), k, mode, method)
+        return _sparsify(_apply(x, kind, params), k, mode, method)
     # Fused per row block: the projected block is still in cache when it is sparsified.
     blocks = x.reshape(batch // rb, rb, x.shape[1])
-    out = lax.map(lambda xb: selection.select(_apply(xb, kind, params), k, mode, method), blocks)
-    return out.reshape(batch, m)
+    out = lax.map(lambda xb: _sparsify(_apply(xb, kind, params), k, mode, method), blocks)
+    return jax.tree.map(lambda o: o.reshape(batch, -1), out)
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3, 4, 5, 6, 7, 8))
@@ -464,8 +477,9 @@ def expand_and_sparsify(
     *,
     method: str = "auto",
     check_finite: bool = False,
-    **kind_args,
-) -> jax.Array:
+    output: str = "dense",
+    **kind_args: object,
+) -> jax.Array | tuple[jax.Array, jax.Array]:
     """Expand-and-sparsify: random projection to m units, then k-WTA per row.
 
     x: (batch, d_in) -> (batch, m), `project(key, x, m, kind, block_size, **kind_args)`
@@ -474,6 +488,11 @@ def expand_and_sparsify(
     NaN or an inf comes out all NaN. method ("auto", "search", "top_k") and check_finite as
     in `esparse.sparsify`. Dasgupta et al., Science 2017; Mukherjee & Huberman, arXiv
     2211.14632.
+
+    output: "dense" (the (batch, m) array above), "indices" (`sparsify.kwta_indices`'s form:
+    values and ascending indices, each (batch, k); binary is ignored) or "packed" (the binary
+    code as (batch, ceil(m / 32)) uint32, `codes.pack_bits`'s bit order). The sparse forms
+    never write the dense (batch, m) output: each fused row block is reduced to them.
     """
     _check_x(x, check_finite)
     m = _checks.positive_int("m", m)
@@ -481,5 +500,6 @@ def expand_and_sparsify(
     _checks.one_of("method", method, selection.METHODS)
     args = _kind_args(kind, x.shape[1], kind_args)
     block_size = _check_block_size(block_size, kind, x.shape[1])
-    mode = "binary" if binary else "values"
+    _checks.one_of("output", output, OUTPUTS)
+    mode = output if output != "dense" else "binary" if binary else "values"
     return _expand_and_sparsify(key, x, m, k, kind, mode, block_size, args, method)

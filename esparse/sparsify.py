@@ -25,9 +25,9 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from esparse import _checks, selection
+from esparse import _checks, codes, selection
 
-__all__ = ["kwta", "kwta_binary", "kwta_binary_st", "kwta_mask", "kwta_st"]
+__all__ = ["kwta", "kwta_binary", "kwta_binary_st", "kwta_indices", "kwta_mask", "kwta_st"]
 
 
 def _check(x, k, method: str, check_finite: bool) -> int:
@@ -75,14 +75,45 @@ def kwta(
 
 
 def kwta_binary(
-    x: jax.Array, k: int | float, *, method: str = "auto", check_finite: bool = False
+    x: jax.Array,
+    k: int | float,
+    *,
+    method: str = "auto",
+    check_finite: bool = False,
+    packed: bool = False,
 ) -> jax.Array:
     """Binary k-WTA code: 1 at the k winners of each row, 0 elsewhere, in x's dtype.
 
     A row holding a NaN or an inf comes out all NaN. Arguments as `kwta_mask`.
+    packed=True: (..., ceil(n / 32)) uint32 words instead, bit j of a row (winner j) in bit
+    j % 32 of word j // 32 (`esparse.codes.pack_bits`); a NaN/inf row has no bits set.
     """
     k = _check(x, k, method, check_finite)
+    if packed:
+        return codes.pack_bits(_select(jnp.asarray(x), k, "mask", method))
     return _select(jnp.asarray(x), k, "binary", method)
+
+
+def kwta_indices(
+    x: jax.Array, k: int | float, *, method: str = "auto", check_finite: bool = False
+) -> tuple[jax.Array, jax.Array]:
+    """The k winners of each row in indices form: x: (..., n) -> (values, indices), each
+    (..., k), indices int32 ascending within a row, values x at them (x's dtype).
+
+    The same winners and tie policy as `kwta` (`codes.indices_to_dense(values, indices, n)`
+    equals `kwta(x, k)`). A row holding a NaN or an inf gets index n and value NaN in every
+    slot. No sort: the selection's winner mask, packed to words, then per slot a binary
+    search over the words' running bit counts and a bit select (`codes.mask_to_indices`).
+    Arguments as `kwta_mask`.
+    """
+    k = _check(x, k, method, check_finite)
+    return _indices(jnp.asarray(x), k, method)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _indices(x: jax.Array, k: int, method: str) -> tuple[jax.Array, jax.Array]:
+    indices = codes.mask_to_indices(_select(x, k, "mask", method), k)
+    return jnp.take_along_axis(x, indices, axis=-1, mode="fill", fill_value=jnp.nan), indices
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))

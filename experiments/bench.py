@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from esparse import projection, selection, sparsify
+from experiments import bench_hashing
 
 try:
     import torch
@@ -544,6 +545,8 @@ GROUPS: dict[str, Callable[[], list[dict]]] = {
     "masked": masked,
     "seeds": seeds,
     "analysis": analysis,
+    "outputs": bench_hashing.outputs,  # sparse outputs vs the dense floor
+    "hamming": bench_hashing.hamming,  # Hamming k-NN vs FAISS and numpy
 }
 
 
