@@ -391,7 +391,21 @@ def _shardings(mesh: Mesh | None) -> tuple[Any, Any]:
 
 
 def _put(tree: PyTree, sharding: Any) -> PyTree:
-    return tree if sharding is None else jax.device_put(tree, sharding)
+    """`tree` placed with `sharding`. A mesh spanning other processes takes every process's
+    identical host value and keeps the shards local to this one (PRNG keys via their data)."""
+    if sharding is None:
+        return tree
+    if sharding.is_fully_addressable:
+        return jax.device_put(tree, sharding)
+
+    def place(x):
+        if jnp.issubdtype(jnp.result_type(x), jax.dtypes.prng_key):
+            impl = jax.random.key_impl(x)
+            return jax.random.wrap_key_data(place(jax.random.key_data(x)), impl=impl)
+        host = np.asarray(x)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    return jax.tree.map(place, tree)
 
 
 def _n_seeds(keys: jax.Array) -> int:
