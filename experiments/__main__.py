@@ -14,6 +14,7 @@ process runs the same command, computes its shard of the seeds, and process 0 wr
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 import tempfile
 import time
@@ -125,6 +126,8 @@ def start_processes(args: argparse.Namespace) -> None:
     import jax
 
     if args.coordinator is not None:
+        if args.process_id != 0:  # jax aborts the process when the coordinator never answers
+            _wait_for_coordinator(args.coordinator, args.init_timeout)
         try:
             jax.distributed.initialize(
                 coordinator_address=args.coordinator,
@@ -139,6 +142,23 @@ def start_processes(args: argparse.Namespace) -> None:
             ) from err
     elif args.distributed:
         jax.distributed.initialize(initialization_timeout=args.init_timeout)
+
+
+def _wait_for_coordinator(address: str, timeout: int) -> None:
+    """Return once HOST:PORT accepts a connection; exit with a clear message after `timeout`."""
+    host, _, port = address.rpartition(":")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((host, int(port)), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SystemExit(
+                    f"python -m experiments: error: --coordinator {address}: no multi-process "
+                    f"start within --init-timeout {timeout} s (nothing answers there)"
+                ) from None
+            time.sleep(0.2)
 
 
 def resolve_engine(args: argparse.Namespace) -> dict:
