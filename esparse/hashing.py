@@ -138,7 +138,7 @@ def _knn(database, queries, k: int, block: int):
 
 
 def hamming_knn(
-    database: jax.Array, queries: jax.Array, k: int, block_size: int = 512
+    database: jax.Array, queries: jax.Array, k: int, block_size: int = 4096
 ) -> tuple[jax.Array, jax.Array]:
     """Exact k nearest neighbours in Hamming distance of packed codes.
 
@@ -153,12 +153,15 @@ def hamming_knn(
     tournament over sub-blocks of 32 codes (the least sub-block minimum, then a refill of
     that sub-block: O(block / 32 + 32) per entry, and few enter once the running k-th best
     is tight), and merged with the k-best by counting ranks. block_size is rounded up to a
-    multiple of 32. vmap over a leading seed axis of both inputs.
+    multiple of 32 (and capped so that distance * block fits int32). vmap over a leading
+    seed axis of both inputs.
     """
     _check_codes("database", database, "queries", queries)
     k = _checks.int_in_range("k", k, 1, database.shape[0])
     block_size = _checks.positive_int("block_size", block_size)
     block = -(-min(block_size, database.shape[0]) // _SUB) * _SUB
+    # keys distance * block + position stay below 2^31
+    block = min(block, (2**31 // (32 * database.shape[1] + 2)) // _SUB * _SUB)
     return _knn(database, queries, k, block)
 
 
