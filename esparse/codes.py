@@ -69,7 +69,7 @@ def pack_bits(code: jax.Array) -> jax.Array:
     return _pack(jnp.asarray(code))
 
 
-def check_words(name: str, words, m: int) -> None:
+def check_words(name: str, words: jax.Array, m: int) -> None:
     """Raise unless `words` is a uint32 array whose last axis holds ceil(m / 32) words."""
     if getattr(words, "ndim", 0) < 1:
         raise ValueError(f"{name} must be an array of packed uint32 words, got {words!r}")
