@@ -7,7 +7,7 @@ lives in the submodules, imported on first use (`esparse.projection`, `esparse.m
 milliseconds; the first access to a name imports the module that defines it.
 
 Groups of the curated API:
-- kernels: random projections, k-winners-take-all, FlyHash;
+- kernels: random projections, k-winners-take-all, FlyHash and packed binary codes;
 - masks: pruning, lottery tickets, supermasks, dropout, optax transforms for masked training;
 - models: small Flax models as pure (init, apply) pairs;
 - engine: `esparse.train.train` one model; `train_seeds` / `vmap_seeds` over a seed axis
@@ -39,7 +39,11 @@ _KERNELS = {
     "kwta_binary": "sparsify",
     "kwta_st": "sparsify",
     "kwta_binary_st": "sparsify",
+    "kwta_indices": "sparsify",
     "flyhash": "hashing",
+    "hamming_knn": "hashing",
+    "pack_bits": "codes",
+    "unpack_bits": "codes",
 }
 _MASKS = {
     "apply_mask": "masks",
@@ -98,6 +102,7 @@ _SUBMODULES = (
     "masks",
     "meanfield",
     "nn",
+    "planning",
     "projection",
     "readout",
     "selection",
@@ -122,7 +127,11 @@ __all__ = [
     "kwta_binary",
     "kwta_st",
     "kwta_binary_st",
+    "kwta_indices",
     "flyhash",
+    "hamming_knn",
+    "pack_bits",
+    "unpack_bits",
     "apply_mask",
     "magnitude_prune",
     "random_mask",
@@ -185,19 +194,24 @@ def _is_submodule(name: str) -> bool:
 if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from esparse import (  # noqa: F401
         checkpoint,
+        codes,
         data,
+        execution,
         features,
         hashing,
         info,
         masks,
         meanfield,
         nn,
+        planning,
         projection,
         readout,
+        selection,
         sparsify,
         stats,
         train,
     )
+    from esparse.codes import pack_bits, unpack_bits
     from esparse.data import Dataset
     from esparse.features import (
         min_norm_lstsq,
@@ -207,7 +221,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         ridge_path,
         ridge_select,
     )
-    from esparse.hashing import flyhash
+    from esparse.hashing import flyhash, hamming_knn
     from esparse.info import mutual_information, pca_scores
     from esparse.masks import (
         ImpResult,
@@ -244,5 +258,12 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         srht,
     )
     from esparse.readout import ridge_classifier
-    from esparse.sparsify import kwta, kwta_binary, kwta_binary_st, kwta_mask, kwta_st
+    from esparse.sparsify import (
+        kwta,
+        kwta_binary,
+        kwta_binary_st,
+        kwta_indices,
+        kwta_mask,
+        kwta_st,
+    )
     from esparse.train import TrainResult, train_seeds, vmap_seeds
