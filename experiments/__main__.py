@@ -205,7 +205,7 @@ def print_plan(ids: list[str], args: argparse.Namespace, engine: dict) -> int:
         )
         seconds = plan["flops"] / flops_per_s
         total += seconds
-        per_call = ",".join(str(c) for c in plan["seeds_per_call"])
+        per_call = ",".join(str(c) for c in plan["seeds_per_call"]) or "-"
         print(
             f"{cid:22s} {plan['seeds']:5d} {per_call:>9s} "
             f"{plan['peak_bytes_per_call'] / 1e9:12.3g} {plan['flops'] / 1e12:10.4g} "
