@@ -27,7 +27,14 @@ import numpy as np
 import optax
 from jax import lax
 
-from esparse._checks import finite, float_in_range, is_traced, one_of, positive_int, same_tree
+from esparse._checks import (
+    finite,
+    float_in_range,
+    host_value,
+    one_of,
+    positive_int,
+    same_tree,
+)
 
 __all__ = [
     "ControlResult",
@@ -116,14 +123,14 @@ def _prunable_list(prunable, params) -> list[bool]:
 
 
 def _check_fraction(name: str, value, *, density: bool = False) -> None:
-    """A sparsity must lie in [0, 1), a density in (0, 1]; traced values are not checked."""
-    if is_traced(value):
+    """A sparsity must lie in [0, 1), a density in (0, 1]. Values already on the host are
+    checked; a jax array's value is not read (no sync), only its shape."""
+    if jnp.ndim(value) != 0:
+        raise ValueError(f"{name} must be a scalar, got shape {jnp.shape(value)}")
+    host = host_value(value)
+    if host is None:
         return
-    if hasattr(value, "ndim"):
-        if value.ndim != 0:
-            raise ValueError(f"{name} must be a scalar, got shape {value.shape}")
-        value = value.item()
-    float_in_range(name, value, 0.0, 1.0, low_open=density, high_open=not density)
+    float_in_range(name, host.item(), 0.0, 1.0, low_open=density, high_open=not density)
 
 
 def _fraction_list(name: str, value, params, flags: list[bool], *, density: bool = False) -> list:
@@ -258,6 +265,7 @@ def magnitude_prune(
     prunable: Any,
     scope: str = "layer",
     current_mask: Mask | None = None,
+    check_finite: bool = False,
 ) -> Mask:
     """Mask that prunes the smallest-|w| weights to a target sparsity (Han et al. 2015).
 
@@ -269,8 +277,9 @@ def magnitude_prune(
     then at most the current one). Non-prunable leaves are all-True.
     """
     flags = _prunable_list(prunable, params)
-    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
-        finite(f"params{jax.tree_util.keystr(path)}", leaf)
+    if check_finite:
+        for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+            finite(f"params{jax.tree_util.keystr(path)}", leaf)
     _check_scope(scope, "sparsity", sparsity)
     fractions = _fraction_list("sparsity", sparsity, params, flags)
     current = (
@@ -278,7 +287,14 @@ def magnitude_prune(
         if current_mask is None
         else _leaves("current_mask", current_mask, params)
     )
-    return _prune(params, flags, current, lambda s, n, _: n - _round_count(s, n), fractions, scope)
+    mask = _prune(params, flags, current, lambda s, n, _: n - _round_count(s, n), fractions, scope)
+    leaves, treedef = jax.tree_util.tree_flatten(mask)
+    ok = [jnp.all(jnp.isfinite(p)) for p in jax.tree_util.tree_leaves(params)]
+    if scope == "global":
+        all_ok = jnp.all(jnp.stack([o for o, f in zip(ok, flags, strict=True) if f] or [True]))
+        ok = [all_ok] * len(ok)
+    poisoned = [m & o if f else m for m, o, f in zip(leaves, ok, flags, strict=True)]
+    return jax.tree_util.tree_unflatten(treedef, poisoned)
 
 
 def random_mask(
@@ -517,7 +533,8 @@ def dropout(key: PRNGKey, x: jax.Array, rate: float | jax.Array) -> jax.Array:
     (1 - rate) fraction of units, where k-winners-take-all keeps the k largest.
     """
     _check_rate(rate)
-    if not is_traced(rate) and float(rate) == 0.0:
+    host = host_value(rate)
+    if host is not None and float(host) == 0.0:
         return x
     keep = dropout_mask(key, jnp.shape(x), rate)
     scale = (1.0 / (1.0 - jnp.asarray(rate, jnp.float32))).astype(x.dtype)

@@ -347,7 +347,13 @@ def test_bad_inputs_raise():
         )
     nan_params = {**params, "l1": {**params["l1"], "kernel": params["l1"]["kernel"] * np.nan}}
     with pytest.raises(ValueError, match=r"params\['l1'\]\['kernel'\] holds 15 NaN"):
-        masks.magnitude_prune(nan_params, 0.2, prunable=prunable)
+        masks.magnitude_prune(nan_params, 0.2, prunable=prunable, check_finite=True)
+    # by default nothing is read on the host: the NaN leaf keeps no weight, the others prune
+    poisoned = masks.magnitude_prune(nan_params, 0.2, prunable=prunable)
+    assert not poisoned["l1"]["kernel"].any() and poisoned["l0"]["kernel"].sum() == 24
+    assert poisoned["l1"]["bias"].all()
+    glob = masks.magnitude_prune(nan_params, 0.2, prunable=prunable, scope="global")
+    assert not glob["l0"]["kernel"].any() and not glob["l1"]["kernel"].any()
     with pytest.raises(ValueError, match="scope"):
         masks.magnitude_prune(params, 0.2, prunable=prunable, scope="row")
     with pytest.raises(ValueError, match="prunable"):
