@@ -60,9 +60,11 @@ def chunk_for_memory(
     """The most seeds per call (a multiple of `multiple`, at most n_seeds rounded up to it)
     whose compiled footprint fits `budget_bytes`.
 
-    measure(c) compiles the program for c seeds. Memory is linear in c (the seed axis is a
-    batch axis), so two compilations, at `multiple` and `2 * multiple` seeds, give the base
-    and per-seed bytes. ValueError when not even `multiple` seeds fit.
+    measure(c) compiles the program for c seeds. Memory grows about linearly in c (the seed
+    axis is a batch axis), so two compilations, at `multiple` and `2 * multiple` seeds, give
+    the base and per-seed bytes; XLA's buffer assignment is not exactly linear, so the
+    estimate is then compiled and shrunk in proportion until it fits. ValueError when not even
+    `multiple` seeds fit.
     """
     one = measure(multiple)
     if one.peak_bytes > budget_bytes:
@@ -76,5 +78,11 @@ def chunk_for_memory(
     two = measure(2 * multiple)
     per_seed = max(two.peak_bytes - one.peak_bytes, 1) / multiple
     base = one.peak_bytes - per_seed * multiple
-    fit = int((budget_bytes - base) // per_seed) // multiple * multiple
-    return max(multiple, min(most, fit))
+    size = max(multiple, min(most, int((budget_bytes - base) // per_seed) // multiple * multiple))
+    while size > multiple:
+        peak = measure(size).peak_bytes
+        if peak <= budget_bytes:
+            break
+        shrunk = int(size * budget_bytes / peak) // multiple * multiple
+        size = max(multiple, min(size - multiple, shrunk))
+    return size

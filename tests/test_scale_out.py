@@ -220,3 +220,15 @@ def test_memory_too_small_for_one_seed_is_refused(tmp_path):
     _, err = proc.communicate(timeout=300)
     assert proc.returncode != 0 and "--memory: memory budget" in err
     assert not list(tmp_path.glob("*.json"))
+
+
+def test_chunk_for_memory_shrinks_a_linear_guess_that_does_not_fit():
+    def measure(c):  # linear at 1-2 seeds, then a jump (XLA's buffers are not exactly linear)
+        return planning.Footprint(100 + 10 * c + (500 if c > 8 else 0), 0.0)
+
+    assert planning.chunk_for_memory(measure, 64, 300) <= 8
+    assert measure(planning.chunk_for_memory(measure, 64, 300)).peak_bytes <= 300
+    assert planning.chunk_for_memory(measure, 64, 10_000) == 64
+    assert planning.chunk_for_memory(measure, 5, 10_000, multiple=2) == 6  # 5 padded up to 6
+    with pytest.raises(ValueError, match="too small for 2 seed"):
+        planning.chunk_for_memory(measure, 64, 50, multiple=2)
