@@ -17,6 +17,7 @@ import contextlib
 import contextvars
 import dataclasses
 import itertools
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,11 +27,14 @@ from esparse import _checks
 
 __all__ = [
     "Execution",
+    "clear_stop",
     "current",
     "execution",
     "next_checkpoint_dir",
     "planned_calls",
     "record_planned_call",
+    "request_stop",
+    "stop_requested",
 ]
 
 
@@ -124,6 +128,25 @@ def execution(
         _PLANNED.reset(planned)
         _CALLS.reset(calls)
         _SETTINGS.reset(token)
+
+
+_STOP = threading.Event()
+
+
+def request_stop() -> None:
+    """Ask every checkpointed `train_seeds` run to stop after its next checkpoint (a Ctrl-C
+    handler calls this, so the interrupt never lands inside a checkpoint write)."""
+    _STOP.set()
+
+
+def stop_requested() -> bool:
+    """Whether `request_stop` was called (and not cleared)."""
+    return _STOP.is_set()
+
+
+def clear_stop() -> None:
+    """Forget a stop request."""
+    _STOP.clear()
 
 
 def planned_calls() -> list[dict]:

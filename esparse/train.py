@@ -689,6 +689,8 @@ def train_seeds(
             if checkpoint_dir is not None:
                 meta = {"fingerprint": fp, "step": done, "steps": cfg.steps}
                 ckpt.save(checkpoint_dir, done, [c[0] for c in chunks], meta)
+            if execution.stop_requested() and done < cfg.steps:
+                raise KeyboardInterrupt(f"stopped at step {done} of {cfg.steps}")
 
     result = _seed_program("result", cfg, 0, data_axis, mesh)
     return _gathered(_concat([result(c[0]) for c in chunks], n_seeds), mesh)

@@ -14,12 +14,14 @@ process runs the same command, computes its shard of the seeds, and process 0 wr
 from __future__ import annotations
 
 import argparse
+import signal
 import socket
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from esparse import execution
 from experiments import claims
 from experiments.core import SCALES
 from experiments.report import write_report
@@ -230,6 +232,14 @@ def _check_divisible(ids: list[str], args: argparse.Namespace, engine: dict) -> 
             )
 
 
+def _stop_at_next_checkpoint(signum, frame) -> None:
+    """Ctrl-C with checkpoints: stop after the running segment's checkpoint is written; a
+    second Ctrl-C stops at once."""
+    if execution.stop_requested():
+        raise KeyboardInterrupt
+    execution.request_stop()
+
+
 def _unwritable(out: Path) -> str | None:
     """Why results could not be written under `out` (checked before any compute), or None."""
     try:
@@ -266,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     writer = jax.process_index() == 0
+    if engine["checkpoint_every"]:
+        signal.signal(signal.SIGINT, _stop_at_next_checkpoint)
     rows = []
     bar = tqdm(ids, desc="claims", unit="claim", disable=args.quiet or not writer or None)
     for cid in bar:
@@ -281,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
                 force=args.force,
                 **engine,
             )
+            if execution.stop_requested():  # Ctrl-C came between checkpointed runs
+                raise KeyboardInterrupt
         except ValueError as err:
             if "memory budget" not in str(err):
                 raise
