@@ -47,17 +47,17 @@ _KERNELS = {
 }
 _MASKS = {
     "apply_mask": "masks",
-    "magnitude_prune": "masks",
-    "random_mask": "masks",
-    "imp": "masks",
-    "ImpResult": "masks",
-    "reinit_control": "masks",
-    "random_mask_control": "masks",
-    "keep_pruned_zero": "masks",
-    "train_only": "masks",
-    "edge_popup_mask": "masks",
-    "dropout": "masks",
-    "dropout_mask": "masks",
+    "magnitude_prune": "pruning",
+    "random_mask": "pruning",
+    "imp": "lottery",
+    "ImpResult": "lottery",
+    "reinit_control": "lottery",
+    "random_mask_control": "lottery",
+    "keep_pruned_zero": "optim",
+    "train_only": "optim",
+    "edge_popup_mask": "supermasks",
+    "dropout": "nn",
+    "dropout_mask": "nn",
 }
 _MODELS = {
     "Model": "nn",
@@ -99,15 +99,19 @@ _SUBMODULES = (
     "features",
     "hashing",
     "info",
+    "lottery",
     "masks",
     "meanfield",
     "nn",
+    "optim",
     "planning",
     "projection",
+    "pruning",
     "readout",
     "selection",
     "sparsify",
     "stats",
+    "supermasks",
     "train",
 )
 
@@ -200,15 +204,19 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         features,
         hashing,
         info,
+        lottery,
         masks,
         meanfield,
         nn,
+        optim,
         planning,
         projection,
+        pruning,
         readout,
         selection,
         sparsify,
         stats,
+        supermasks,
         train,
     )
     from esparse.codes import pack_bits, unpack_bits
@@ -223,29 +231,20 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     )
     from esparse.hashing import flyhash, hamming_knn
     from esparse.info import mutual_information, pca_scores
-    from esparse.masks import (
-        ImpResult,
-        apply_mask,
-        dropout,
-        dropout_mask,
-        edge_popup_mask,
-        imp,
-        keep_pruned_zero,
-        magnitude_prune,
-        random_mask,
-        random_mask_control,
-        reinit_control,
-        train_only,
-    )
+    from esparse.lottery import ImpResult, imp, random_mask_control, reinit_control
+    from esparse.masks import apply_mask
     from esparse.meanfield import mmd, noisy_gd, sliced_wasserstein
     from esparse.nn import (
         Model,
+        dropout,
+        dropout_mask,
         expand_sparsify,
         kernel_mask_spec,
         meanfield_two_layer,
         mlp,
         supermask_mlp,
     )
+    from esparse.optim import keep_pruned_zero, train_only
     from esparse.projection import (
         SRHTParams,
         apply_fly,
@@ -257,6 +256,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         sparse_sign,
         srht,
     )
+    from esparse.pruning import magnitude_prune, random_mask
     from esparse.readout import ridge_classifier
     from esparse.sparsify import (
         kwta,
@@ -266,4 +266,5 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         kwta_mask,
         kwta_st,
     )
+    from esparse.supermasks import edge_popup_mask
     from esparse.train import TrainResult, train_seeds, vmap_seeds

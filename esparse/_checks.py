@@ -135,3 +135,68 @@ def same_tree(name: str, tree, ref_name: str, ref, *, shapes: bool = True) -> No
                 f"{name}{jax.tree_util.keystr(path)} must have shape {np.shape(b)} "
                 f"like {ref_name}, got {np.shape(a)}"
             )
+
+
+def leaves_like(name: str, tree, ref_name: str, ref) -> list:
+    """Leaves of `tree`, checked to have the structure and leaf shapes of `ref`."""
+    same_tree(name, tree, ref_name, ref)
+    return jax.tree_util.tree_leaves(tree)
+
+
+def bool_flags(name: str, tree, ref_name: str, ref) -> list[bool]:
+    """A pytree of Python bools with the structure of `ref`, as a list (tree-flatten order)."""
+    same_tree(name, tree, ref_name, ref, shapes=False)
+    flags = jax.tree_util.tree_leaves(tree)
+    for flag in flags:
+        if not isinstance(flag, bool | np.bool_):
+            raise ValueError(f"{name} must hold Python bools, got a leaf {flag!r}")
+    return [bool(f) for f in flags]
+
+
+def fraction(name: str, value, *, density: bool = False) -> None:
+    """A scalar sparsity in [0, 1), or with density=True a density in (0, 1].
+
+    Values already on the host are checked; a jax array's value is not read (no sync), only
+    its shape."""
+    if np.ndim(value) != 0:
+        raise ValueError(f"{name} must be a scalar, got shape {np.shape(value)}")
+    host = host_value(value)
+    if host is None:
+        return
+    float_in_range(name, host.item(), 0.0, 1.0, low_open=density, high_open=not density)
+
+
+def fraction_per_leaf(name: str, value, ref, flags: list[bool], *, density: bool = False) -> list:
+    """One fraction per leaf of `ref` from a scalar or a pytree of scalars shaped like ref;
+    those of the flagged leaves are checked with `fraction`."""
+    if jax.tree_util.treedef_is_leaf(jax.tree_util.tree_structure(value)):
+        values = [value] * len(flags)
+    else:
+        same_tree(name, value, "params", ref, shapes=False)
+        values = jax.tree_util.tree_leaves(value)
+    for v, flag in zip(values, flags, strict=True):
+        if flag:
+            fraction(name, v, density=density)
+    return values
+
+
+def count_in_range(name: str, k, low: int, high: int) -> None:
+    """A count k in [low, high] that may be traced: a Python int or a host scalar is checked,
+    a jax array's value is not read (it stays on the device), only its shape."""
+    host = host_value(k)
+    if host is None:
+        if np.ndim(k) != 0:
+            raise ValueError(f"{name} must be a scalar, got shape {np.shape(k)}")
+        return
+    if host.ndim != 0 or host.dtype.kind not in "iu":
+        raise ValueError(f"{name} must be an int, got {k!r}")
+    int_in_range(name, int(host), low, high)
+
+
+def pruning_scope(scope: str, fraction_name: str, fraction) -> None:
+    """scope is "layer" or "global"; with "global", the fraction is one scalar."""
+    one_of("scope", scope, ("layer", "global"))
+    if scope == "global" and not jax.tree_util.treedef_is_leaf(
+        jax.tree_util.tree_structure(fraction)
+    ):
+        raise ValueError(f"{fraction_name} must be one scalar with scope='global', got a pytree")

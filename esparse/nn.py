@@ -7,6 +7,9 @@ activations (evaluation mode), for the mutual-information and representation cla
 
 Init: Dense kernels are LeCun normal (Flax's default; variance 1 / fan_in, truncated) unless
 kernel_init="kaiming" (He normal, variance 2 / fan_in); biases start at zero.
+
+Dropout (`dropout`, `dropout_mask`; Srivastava et al. 2014) lives here, next to the models
+that apply it in training.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from esparse import masks, projection, sparsify
+from esparse import _checks, meanfield, projection, sparsify, supermasks
 from esparse._checks import float_in_range, one_of, positive_int, resolve_count
 
 __all__ = [
@@ -31,8 +34,11 @@ __all__ = [
     "MaskedDense",
     "MeanField",
     "Model",
+    "dropout",
+    "dropout_mask",
     "expand_sparsify",
     "kernel_mask_spec",
+    "kept_fraction",
     "meanfield_two_layer",
     "mlp",
     "supermask_mlp",
@@ -49,6 +55,46 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "identity": lambda x: x,
 }
 KERNEL_INITS = {"lecun": nn.initializers.lecun_normal(), "kaiming": nn.initializers.he_normal()}
+
+
+# --------------------------------------------------------------------------- dropout
+
+
+def dropout_mask(key: PRNGKey, shape: tuple[int, ...], rate: float | jax.Array) -> jax.Array:
+    """Bool mask of `shape` keeping each unit independently with probability 1 - rate.
+
+    rate: in [0, 1), may be traced (a host value out of range is a ValueError).
+    """
+    _checks.fraction("rate", rate)
+    return jax.random.bernoulli(key, 1.0 - jnp.asarray(rate, jnp.float32), shape)
+
+
+def dropout(key: PRNGKey, x: jax.Array, rate: float | jax.Array) -> jax.Array:
+    """Inverted dropout (Srivastava et al. 2014): x * mask / (1 - rate); E[out] = x.
+
+    x: any shape; rate in [0, 1), may be traced; rate 0 returns x unchanged. The mask is
+    `dropout_mask(key, x.shape, rate)`: dropout is a random sparsification keeping a random
+    (1 - rate) fraction of units, where k-winners-take-all (`esparse.sparsify`) keeps the k
+    largest. `mlp` applies it in training.
+    """
+    _checks.fraction("rate", rate)
+    host = _checks.host_value(rate)
+    if host is not None and float(host) == 0.0:
+        return x
+    keep = dropout_mask(key, jnp.shape(x), rate)
+    scale = (1.0 / (1.0 - jnp.asarray(rate, jnp.float32))).astype(x.dtype)
+    return jnp.where(keep, x * scale, jnp.zeros_like(x))
+
+
+def kept_fraction(mask: jax.Array, axis: int | tuple[int, ...] | None = None) -> jax.Array:
+    """Fraction of units a dropout (or any sparsifying) mask keeps, over `axis` (all if None).
+
+    Its expectation under `dropout_mask` is 1 - rate.
+    """
+    return jnp.mean(mask, axis=axis, dtype=jnp.float32)
+
+
+# --------------------------------------------------------------------------- models
 
 
 class Model(NamedTuple):
@@ -131,14 +177,14 @@ class MLP(nn.Module):
         n_hidden = len(self.widths) - 2
         h = x
         if train and self.input_dropout_rate > 0.0:
-            h = masks.dropout(jax.random.fold_in(key, n_hidden), h, self.input_dropout_rate)
+            h = dropout(jax.random.fold_in(key, n_hidden), h, self.input_dropout_rate)
         hidden = []
         for l, width in enumerate(self.widths[1:-1]):
             z = act(MaskedDense(width, self.use_bias, init, name=f"hidden_{l}")(h))
             skip = self.residual and l > 0 and h.shape[-1] == width
             h = h + z if skip else z
             if train and self.dropout_rate > 0.0:
-                h = masks.dropout(jax.random.fold_in(key, l), h, self.dropout_rate)
+                h = dropout(jax.random.fold_in(key, l), h, self.dropout_rate)
             hidden.append(h)
         y = MaskedDense(self.widths[-1], self.use_bias, init, name="out")(h)
         return y, tuple(hidden)
@@ -210,7 +256,7 @@ class ExpandSparsify(nn.Module):
     P (d_in, m) is a fixed Gaussian projection (`esparse.projection.gaussian`) drawn from the
     init key and stored as params["projection"], but never trained: it sits behind a
     stop_gradient, so its gradient is zero (freeze it against weight decay too with
-    `masks.train_only(opt, params, "readout")`). k: int or fraction of m kept per row.
+    `esparse.optim.train_only(opt, params, "readout")`). k: int or fraction of m kept per row.
     straight_through=True uses `kwta_st`, passing gradients to x when the layer is composed.
     """
 
@@ -241,7 +287,8 @@ def expand_sparsify(
 
 
 class MeanField(nn.Module):
-    """Mean-field two-layer net f(x) = (1/m) sum_j a_j act(w_j . x) (Mei et al. 2018; FDZ).
+    """Mean-field two-layer net f(x) = (1/m) sum_j a_j act(w_j . x) (Mei et al. 2018; FDZ):
+    `esparse.meanfield.meanfield_forward` as a Flax module.
 
     params: a (m,) ~ N(0, 1), w (m, d_in) ~ N(0, I / d_in). Returns (f (...,), act(x w^T)).
     """
@@ -254,8 +301,8 @@ class MeanField(nn.Module):
         d_in = x.shape[-1]
         a = self.param("a", nn.initializers.normal(1.0), (self.m,))
         w = self.param("w", nn.initializers.normal(d_in**-0.5), (self.m, d_in))
-        h = ACTIVATIONS[self.activation](x @ w.T)
-        return h @ a / self.m, h
+        act = ACTIVATIONS[self.activation]
+        return meanfield.meanfield_forward({"a": a, "w": w}, x, act), act(x @ w.T)
 
 
 def meanfield_two_layer(d_in: int, m: int, activation: str = "relu") -> Model:
@@ -274,7 +321,8 @@ def supermask_mlp(
     2020). Weights are signed constants +-sqrt(2 / fan_in) with random signs; scores start
     Kaiming-uniform. Each layer uses its top round(keep_fraction * size) scores (exact
     count, ties by index), with a straight-through gradient to the scores; the weights sit
-    behind a stop_gradient. Train the scores only: `masks.train_only(opt, params, "scores")`.
+    behind a stop_gradient. Train the scores only:
+    `esparse.optim.train_only(opt, params, "scores")`.
     """
     widths = _check_widths(widths)
     float_in_range("keep_fraction", keep_fraction, 0.0, 1.0, low_open=True)
@@ -299,7 +347,7 @@ def supermask_mlp(
     def forward(params: Params, x: jax.Array) -> list[jax.Array]:
         outs, h = [], x
         for l, (name, k) in enumerate(zip(names, ks, strict=True)):
-            mask = masks.edge_popup_mask(params["scores"][name], k)
+            mask = supermasks.edge_popup_mask(params["scores"][name], k)
             w = lax.stop_gradient(params["weights"][name])
             h = MaskedDense(widths[l + 1], use_bias=False).apply({"params": {"kernel": w}}, h, mask)
             if l < len(names) - 1:

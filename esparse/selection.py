@@ -45,7 +45,16 @@ import numpy as np
 from jax import lax
 from jax.scipy.special import ndtri
 
-__all__ = ["AUTO", "METHODS", "by_platform", "by_search", "by_top_k", "select"]
+__all__ = [
+    "AUTO",
+    "METHODS",
+    "by_platform",
+    "by_search",
+    "by_top_k",
+    "order_key",
+    "select",
+    "top_k_keys",
+]
 
 METHODS = ("auto", "search", "top_k")
 # The method "auto" runs, by platform; "default" covers GPU (cuda, rocm) and TPU. TPU: top_k
@@ -64,18 +73,50 @@ _KEY_NEG_INF = np.int32(np.float32(-np.inf).view(np.int32) ^ np.int32(0x7FFFFFFF
 _KEY_POS_INF = np.int32(np.float32(np.inf).view(np.int32))
 
 
-def _to_key(v: jax.Array) -> jax.Array:
-    """float32 -> int32 with the same order; -0.0, +0.0 and subnormals all map to 0.
+def order_key(v: jax.Array) -> jax.Array:
+    """The order map of every exact selection: float -> int32 with the same order.
 
-    Subnormals count as zero because XLA's CPU backend flushes them to zero in comparisons.
+    v: any shape, floating (cast to float32) -> int32 of v's shape, with
+    order_key(a) < order_key(b) iff a < b as float32 compares them. -0.0, +0.0 and subnormals
+    all map to 0 (XLA's CPU backend flushes subnormals to zero in comparisons, so they tie with
+    zero there). +inf and -inf map to the largest and smallest keys of a number; a NaN maps
+    outside them (above +inf for a NaN with the sign bit clear). Integer keys make the k-th
+    largest value a bisection on 32 bits (`top_k_keys`) and let a search step between
+    adjacent floats (+1 on the key).
     """
+    v = jnp.asarray(v).astype(jnp.float32)
     b = lax.bitcast_convert_type(v, jnp.int32)
     key = b ^ ((b >> 31) & jnp.int32(0x7FFFFFFF))
     return jnp.where(jnp.abs(v) < _TINY, jnp.int32(0), key)
 
 
+@jax.jit
+def top_k_keys(keys: jax.Array, k: int | jax.Array) -> jax.Array:
+    """Bool mask of the k largest of a flat array of integer keys; ties to the lower index.
+
+    keys: (n,) int32 (e.g. `order_key(x)`) or uint32 (e.g. random bits), compared as integers
+    of their dtype; k: int in [0, n], may be traced (so pruning rounds can run in a
+    `lax.scan`). Exactly k entries are True: the k-th largest key is found by a 32-step
+    bisection on its bits (one counting pass per bit, no sort), entries above it win and the
+    first of those equal to it fill the rest. Inputs are not validated here (the public mask
+    functions do that).
+    """
+    if keys.dtype == jnp.int32:  # the order of int32 is that of uint32 with the sign bit flipped
+        keys = lax.bitcast_convert_type(keys, jnp.uint32) ^ jnp.uint32(0x80000000)
+    k = jnp.asarray(k, jnp.int32)
+
+    def bit(i, t):
+        candidate = t | (jnp.uint32(1) << (31 - i).astype(jnp.uint32))
+        return jnp.where(jnp.sum(keys >= candidate) >= k, candidate, t)
+
+    threshold = lax.fori_loop(0, 32, bit, jnp.uint32(0))  # the k-th largest key
+    above = keys > threshold
+    tie = keys == threshold
+    return above | (tie & (jnp.cumsum(tie) <= k - jnp.sum(above)))
+
+
 def _to_value(key: jax.Array) -> jax.Array:
-    """A threshold for `key`: x >= _to_value(key) iff _to_key(x) >= key (for finite x)."""
+    """A threshold for `key`: x >= _to_value(key) iff order_key(x) >= key (for finite x)."""
     v = lax.bitcast_convert_type(key ^ ((key >> 31) & jnp.int32(0x7FFFFFFF)), jnp.float32)
     v = jnp.where((key > 0) & (key < _TINY_KEY), _TINY, v)
     return jnp.where((key <= 0) & (key > -_TINY_KEY), jnp.float32(0.0), v)
@@ -99,7 +140,7 @@ def _sanitized(x: jax.Array) -> tuple[jax.Array, jax.Array]:
     return jnp.where(finite, x, 0).astype(jnp.float32), jnp.all(finite, axis=1)
 
 
-# Bracket state per row, keys as in _to_key: (lo, hi, clo, chi) with
+# Bracket state per row, keys as in order_key: (lo, hi, clo, chi) with
 # clo = count(x >= lo) >= k > chi = count(x >= hi). Sentinels _IMIN / _IMAX stand for -inf / +inf.
 _GUESS_OFFSETS = (-2.0, -0.7, 0.7, 2.0)  # first probes: Gaussian quantile +- multiples of sqrt(n)
 _INTERPOLATIONS = 3  # single-probe interpolation passes after the guesses
@@ -119,7 +160,7 @@ def _mid(lo: jax.Array, hi: jax.Array) -> jax.Array:
 
 def _value_probes(probes: jax.Array, state: tuple) -> jax.Array:
     """Keys of probe values (P, rows); one that is not finite becomes the bracket's midpoint."""
-    return jnp.where(jnp.isfinite(probes), _to_key(probes), _mid(state[0], state[1]))
+    return jnp.where(jnp.isfinite(probes), order_key(probes), _mid(state[0], state[1]))
 
 
 def _probe(x: jax.Array, k: jax.Array, state: tuple, ts: jax.Array) -> tuple:
@@ -192,8 +233,8 @@ def _extract(x: jax.Array, k: jax.Array, state: tuple) -> tuple:
         inside = jnp.where(top, x < _to_value(cap)[:, None], x >= _to_value(floor)[:, None])
         v = jnp.max(jnp.where(inside, signed, -jnp.inf), axis=1)
         active = i < need
-        cap = jnp.where(active & top[:, 0], _to_key(v), cap)
-        floor = jnp.where(active & ~top[:, 0], _to_key(-v) + 1, floor)
+        cap = jnp.where(active & top[:, 0], order_key(v), cap)
+        floor = jnp.where(active & ~top[:, 0], order_key(-v) + 1, floor)
         return cap, floor
 
     cap, floor = lax.fori_loop(0, jnp.max(need), extract, (hi, lo))
@@ -215,8 +256,8 @@ def _search(x: jax.Array, k: jax.Array, state: tuple) -> tuple:
         c = jnp.sum(jnp.where(above, 1.0, 0.0), axis=1).astype(jnp.int32)
         new_lo, new_hi = t, t
         if snap:
-            new_lo = _to_key(jnp.min(jnp.where(above, x, jnp.inf), axis=1))
-            new_hi = _to_key(jnp.max(jnp.where(above, -jnp.inf, x), axis=1)) + 1
+            new_lo = order_key(jnp.min(jnp.where(above, x, jnp.inf), axis=1))
+            new_hi = order_key(jnp.max(jnp.where(above, -jnp.inf, x), axis=1)) + 1
         ok = c >= k
         better_lo = ok & (t > lo)
         better_hi = ~ok & (t < hi)
@@ -237,7 +278,7 @@ def _search(x: jax.Array, k: jax.Array, state: tuple) -> tuple:
         f_hi = (chi - k).astype(jnp.float32) * s_hi
         t_val = v_lo + (v_hi - v_lo) * (f_lo / (f_lo - f_hi))
         use_mid = bisect | ~jnp.isfinite(t_val) | (lo == _IMIN) | (hi == _IMAX)
-        t = _clip_probe(jnp.where(use_mid, _mid(lo, hi), _to_key(t_val)), lo, hi)
+        t = _clip_probe(jnp.where(use_mid, _mid(lo, hi), order_key(t_val)), lo, hi)
         old = (lo, hi, clo, chi)
         finished = _done(old, k)
         n_lo, n_hi, n_clo, n_chi = lax.cond(

@@ -1,4 +1,6 @@
-"""Tests for esparse.masks: exact pruning counts, IMP, controls, optax masking, dropout, packing."""
+"""The masks family: esparse.masks (exact top-k, counts, packing), esparse.pruning (exact
+pruning counts), esparse.lottery (IMP, controls), esparse.optim (optax masking),
+esparse.supermasks (edge-popup) and the dropout of esparse.nn."""
 
 import chex
 import jax
@@ -9,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from esparse import masks
+from esparse import lottery, masks, nn, optim, pruning, supermasks
 
 
 def _params(seed, sizes=((6, 5), (5, 3))):
@@ -69,7 +71,7 @@ def test_top_k_property(values, data):
 
 def test_magnitude_prune_layer_matches_numpy():
     params = _params(0)
-    mask = masks.magnitude_prune(params, 0.3, prunable=_prunable(params))
+    mask = pruning.magnitude_prune(params, 0.3, prunable=_prunable(params))
     for name in ("l0", "l1"):
         w = np.asarray(params[name]["kernel"])
         n_keep = w.size - int(np.round(0.3 * w.size))
@@ -81,7 +83,7 @@ def test_magnitude_prune_layer_matches_numpy():
 
 def test_magnitude_prune_global_matches_numpy():
     params = _params(1)
-    mask = masks.magnitude_prune(params, 0.5, prunable=_prunable(params), scope="global")
+    mask = pruning.magnitude_prune(params, 0.5, prunable=_prunable(params), scope="global")
     flat = np.concatenate([np.abs(np.asarray(params[n]["kernel"])).ravel() for n in ("l0", "l1")])
     ref = _np_keep_largest(flat, 45 - int(np.round(0.5 * 45)))
     got = np.concatenate([np.asarray(mask[n]["kernel"]).ravel() for n in ("l0", "l1")])
@@ -93,7 +95,7 @@ def test_magnitude_prune_traced_sparsity_under_jit_and_vmap():
     params = _params(2)
     prunable = _prunable(params)
     sparsities = jnp.array([0.0, 0.2, 0.5, 0.9])
-    prune = jax.jit(jax.vmap(lambda s: masks.magnitude_prune(params, s, prunable=prunable)))
+    prune = jax.jit(jax.vmap(lambda s: pruning.magnitude_prune(params, s, prunable=prunable)))
     counts = prune(sparsities)["l0"]["kernel"].sum(axis=(1, 2))
     np.testing.assert_array_equal(counts, [30, 24, 15, 3])
 
@@ -102,10 +104,10 @@ def test_magnitude_prune_per_leaf_and_current_mask():
     params = _params(3)
     prunable = _prunable(params)
     fractions = masks.per_leaf(params, 0.2, l1=0.4)
-    mask = masks.magnitude_prune(params, fractions, prunable=prunable)
+    mask = pruning.magnitude_prune(params, fractions, prunable=prunable)
     assert int(mask["l0"]["kernel"].sum()) == 24 and int(mask["l1"]["kernel"].sum()) == 9
-    current = masks.random_mask(jax.random.key(4), params, 0.5, prunable=prunable)
-    nested = masks.magnitude_prune(params, 0.2, prunable=prunable, current_mask=current)
+    current = pruning.random_mask(jax.random.key(4), params, 0.5, prunable=prunable)
+    nested = pruning.magnitude_prune(params, 0.2, prunable=prunable, current_mask=current)
     for a, b in zip(jax.tree.leaves(nested), jax.tree.leaves(current), strict=True):
         assert not np.any(np.asarray(a) & ~np.asarray(b))  # pruned stays pruned
     w = np.where(current["l0"]["kernel"], np.abs(params["l0"]["kernel"]), -1.0)
@@ -115,21 +117,21 @@ def test_magnitude_prune_per_leaf_and_current_mask():
 def test_random_mask_exact_counts():
     params = _params(5)
     prunable = _prunable(params)
-    ref = masks.magnitude_prune(params, masks.per_leaf(params, 0.3, l1=0.6), prunable=prunable)
-    rand = masks.random_mask(jax.random.key(6), ref)
+    ref = pruning.magnitude_prune(params, masks.per_leaf(params, 0.3, l1=0.6), prunable=prunable)
+    rand = pruning.random_mask(jax.random.key(6), ref)
     for a, b in zip(jax.tree.leaves(rand), jax.tree.leaves(ref), strict=True):
         assert int(a.sum()) == int(b.sum())
     assert not np.array_equal(rand["l0"]["kernel"], ref["l0"]["kernel"])
-    other = masks.random_mask(jax.random.key(7), ref)
+    other = pruning.random_mask(jax.random.key(7), ref)
     assert not np.array_equal(rand["l0"]["kernel"], other["l0"]["kernel"])
-    by_density = masks.random_mask(jax.random.key(8), params, 0.4, prunable=prunable)
+    by_density = pruning.random_mask(jax.random.key(8), params, 0.4, prunable=prunable)
     assert int(by_density["l0"]["kernel"].sum()) == 12 and bool(by_density["l0"]["bias"].all())
     np.testing.assert_allclose(masks.layer_density(by_density)["l1"]["kernel"], 6 / 15)
 
 
 def test_apply_mask_zeroes_exactly():
     params = _params(9)
-    mask = masks.magnitude_prune(params, 0.5, prunable=_prunable(params))
+    mask = pruning.magnitude_prune(params, 0.5, prunable=_prunable(params))
     out = masks.apply_mask(params, mask)
     w = np.asarray(out["l0"]["kernel"])
     np.testing.assert_array_equal(w == 0, ~np.asarray(mask["l0"]["kernel"]))
@@ -162,9 +164,9 @@ def _train(opt, params, x, y, steps):
 def test_keep_pruned_zero_through_100_adam_steps():
     params = _params(10)
     x, y = _X, _Y
-    mask = masks.magnitude_prune(params, 0.6, prunable=_prunable(params))
+    mask = pruning.magnitude_prune(params, 0.6, prunable=_prunable(params))
     start = masks.apply_mask(params, mask)
-    opt = optax.chain(optax.adamw(1e-2, weight_decay=1e-2), masks.keep_pruned_zero(mask))
+    opt = optax.chain(optax.adamw(1e-2, weight_decay=1e-2), optim.keep_pruned_zero(mask))
     trained = _train(opt, start, x, y, 100)
     for w, m in zip(jax.tree.leaves(trained), jax.tree.leaves(mask), strict=True):
         np.testing.assert_array_equal(np.asarray(w)[~np.asarray(m)], 0.0)
@@ -175,7 +177,7 @@ def test_keep_pruned_zero_through_100_adam_steps():
 
 def test_train_only_freezes_the_rest():
     params = {"scores": jnp.ones(3), "weights": jnp.ones(3)}
-    opt = masks.train_only(optax.sgd(0.1), params, "scores")
+    opt = optim.train_only(optax.sgd(0.1), params, "scores")
     grads = {"scores": jnp.ones(3), "weights": jnp.ones(3)}
     updates, _ = opt.update(grads, opt.init(params), params)
     np.testing.assert_allclose(updates["scores"], -0.1)
@@ -189,7 +191,7 @@ def _tiny_train_fn(key, params, mask):
     """A few masked Adam steps on a minibatch drawn with the key; metrics hold the start point."""
     idx = jax.random.randint(key, (16,), 0, _X.shape[0])
     x, y = jnp.asarray(_X)[idx], jnp.asarray(_Y)[idx]
-    opt = optax.chain(optax.adam(5e-2), masks.keep_pruned_zero(mask))
+    opt = optax.chain(optax.adam(5e-2), optim.keep_pruned_zero(mask))
     trained = _train(opt, params, x, y, 5)
     return trained, {"loss": _loss(trained, x, y), "start": params}
 
@@ -197,7 +199,7 @@ def _tiny_train_fn(key, params, mask):
 def test_imp_rewind_params():
     params0 = _params(14)
     rewind = jax.tree.map(lambda p: p + 1.0, params0)
-    res = masks.imp(
+    res = lottery.imp(
         jax.random.key(15),
         params0,
         _tiny_train_fn,
@@ -222,7 +224,7 @@ def test_imp_vmapped_over_8_seeds_counts_rewinding_and_single_runs():
     fractions = masks.per_leaf(seeds[0], 0.2, l1=0.1)
 
     def run(k, p):
-        return masks.imp(
+        return lottery.imp(
             k, p, _tiny_train_fn, rounds=3, prune_fraction=fractions, prunable=prunable
         )
 
@@ -265,12 +267,12 @@ def _init(key):
 def test_controls():
     params0 = _params(17)
     prunable = _prunable(params0)
-    mask = masks.magnitude_prune(params0, 0.5, prunable=prunable)
-    reinit = masks.reinit_control(jax.random.key(18), _init, mask, _tiny_train_fn)
+    mask = pruning.magnitude_prune(params0, 0.5, prunable=prunable)
+    reinit = lottery.reinit_control(jax.random.key(18), _init, mask, _tiny_train_fn)
     start = reinit.metrics["start"]
     assert not np.allclose(start["l0"]["kernel"], masks.apply_mask(params0, mask)["l0"]["kernel"])
     chex.assert_trees_all_equal(start, masks.apply_mask(start, mask))
-    rand = masks.random_mask_control(jax.random.key(19), params0, mask, _tiny_train_fn)
+    rand = lottery.random_mask_control(jax.random.key(19), params0, mask, _tiny_train_fn)
     chex.assert_trees_all_equal(rand.metrics["start"], masks.apply_mask(params0, rand.mask))
     for a, b in zip(jax.tree.leaves(rand.mask), jax.tree.leaves(mask), strict=True):
         assert int(a.sum()) == int(b.sum())
@@ -282,12 +284,12 @@ def test_controls():
 def test_edge_popup_mask_ranks_magnitudes_straight_through():
     """Ramanujan et al.'s GetSubnet ranks scores.abs(): -1.0 beats 0.3 and 0.1."""
     scores = jnp.array([[0.3, -1.0, 2.0], [-0.3, 0.1, 5.0]])
-    mask = masks.edge_popup_mask(scores, 3)
+    mask = supermasks.edge_popup_mask(scores, 3)
     np.testing.assert_array_equal(mask, [[0, 1, 1], [0, 0, 1]])
-    tied = masks.edge_popup_mask(jnp.array([0.3, -0.3, 0.1]), 1)
+    tied = supermasks.edge_popup_mask(jnp.array([0.3, -0.3, 0.1]), 1)
     np.testing.assert_array_equal(tied, [1, 0, 0])  # |0.3| tie: lower index
     c = jnp.arange(6.0).reshape(2, 3)
-    grad = jax.grad(lambda s: jnp.sum(masks.edge_popup_mask(s, 3) * c))(scores)
+    grad = jax.grad(lambda s: jnp.sum(supermasks.edge_popup_mask(s, 3) * c))(scores)
     np.testing.assert_array_equal(grad, c * jnp.sign(scores))
 
 
@@ -296,7 +298,7 @@ def test_edge_popup_mask_ranks_magnitudes_straight_through():
 
 def test_dropout_rate_zero_is_identity():
     x = jax.random.normal(jax.random.key(20), (4, 5))
-    assert masks.dropout(jax.random.key(21), x, 0.0) is x
+    assert nn.dropout(jax.random.key(21), x, 0.0) is x
 
 
 @pytest.mark.parametrize("rate", [0.2, 0.5])
@@ -304,12 +306,12 @@ def test_dropout_expectation_and_rate(rate):
     n = 200_000
     x = jnp.full((n,), 3.0)
     key = jax.random.key(22)
-    y = jax.jit(masks.dropout)(key, x, rate)
-    keep = masks.dropout_mask(key, (n,), rate)
+    y = jax.jit(nn.dropout)(key, x, rate)
+    keep = nn.dropout_mask(key, (n,), rate)
     np.testing.assert_array_equal(np.asarray(y) != 0, keep)
     np.testing.assert_allclose(np.asarray(y)[np.asarray(keep)], 3.0 / (1 - rate), rtol=1e-6)
     sd = np.sqrt(rate * (1 - rate) / n)
-    assert abs(float(masks.kept_fraction(keep)) - (1 - rate)) < 5 * sd
+    assert abs(float(nn.kept_fraction(keep)) - (1 - rate)) < 5 * sd
     assert abs(float(jnp.mean(y)) - 3.0) < 5 * 3.0 * sd / (1 - rate)
 
 
@@ -338,26 +340,26 @@ def test_bad_inputs_raise():
     prunable = _prunable(params)
     for bad in (1.0, -0.1, 1.5, float("nan")):
         with pytest.raises(ValueError, match="sparsity"):
-            masks.magnitude_prune(params, bad, prunable=prunable)
+            pruning.magnitude_prune(params, bad, prunable=prunable)
     with pytest.raises(ValueError, match="sparsity"):
-        masks.magnitude_prune(params, masks.per_leaf(params, 0.2, l1=1.0), prunable=prunable)
+        pruning.magnitude_prune(params, masks.per_leaf(params, 0.2, l1=1.0), prunable=prunable)
     with pytest.raises(ValueError, match="sparsity"):
-        masks.magnitude_prune(
+        pruning.magnitude_prune(
             params, masks.per_leaf(params, 0.2), prunable=prunable, scope="global"
         )
     nan_params = {**params, "l1": {**params["l1"], "kernel": params["l1"]["kernel"] * np.nan}}
     with pytest.raises(ValueError, match=r"params\['l1'\]\['kernel'\] holds 15 NaN"):
-        masks.magnitude_prune(nan_params, 0.2, prunable=prunable, check_finite=True)
+        pruning.magnitude_prune(nan_params, 0.2, prunable=prunable, check_finite=True)
     # by default nothing is read on the host: the NaN leaf keeps no weight, the others prune
-    poisoned = masks.magnitude_prune(nan_params, 0.2, prunable=prunable)
+    poisoned = pruning.magnitude_prune(nan_params, 0.2, prunable=prunable)
     assert not poisoned["l1"]["kernel"].any() and poisoned["l0"]["kernel"].sum() == 24
     assert poisoned["l1"]["bias"].all()
-    glob = masks.magnitude_prune(nan_params, 0.2, prunable=prunable, scope="global")
+    glob = pruning.magnitude_prune(nan_params, 0.2, prunable=prunable, scope="global")
     assert not glob["l0"]["kernel"].any() and not glob["l1"]["kernel"].any()
     with pytest.raises(ValueError, match="scope"):
-        masks.magnitude_prune(params, 0.2, prunable=prunable, scope="row")
+        pruning.magnitude_prune(params, 0.2, prunable=prunable, scope="row")
     with pytest.raises(ValueError, match="prunable"):
-        masks.magnitude_prune(params, 0.2, prunable={"l0": True})
+        pruning.magnitude_prune(params, 0.2, prunable={"l0": True})
     mask = masks.ones_like(params)
     wrong_shape = {**mask, "l0": {**mask["l0"], "kernel": jnp.ones((5, 6), bool)}}
     with pytest.raises(ValueError, match=r"mask\['l0'\]\['kernel'\] must have shape \(6, 5\)"):
@@ -365,18 +367,18 @@ def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="mask must have the tree structure"):
         masks.apply_mask(params, {"l0": mask["l0"]})
     with pytest.raises(ValueError, match="current_mask"):
-        masks.magnitude_prune(params, 0.2, prunable=prunable, current_mask=wrong_shape)
+        pruning.magnitude_prune(params, 0.2, prunable=prunable, current_mask=wrong_shape)
     with pytest.raises(ValueError, match="mask"):
-        masks.keep_pruned_zero(wrong_shape).init(params)
+        optim.keep_pruned_zero(wrong_shape).init(params)
     for bad in (1.0, -0.2):
         with pytest.raises(ValueError, match="rate"):
-            masks.dropout(jax.random.key(0), jnp.ones(3), bad)
+            nn.dropout(jax.random.key(0), jnp.ones(3), bad)
     with pytest.raises(ValueError, match="density"):
-        masks.random_mask(jax.random.key(0), params, 0.0, prunable=prunable)
+        pruning.random_mask(jax.random.key(0), params, 0.0, prunable=prunable)
     with pytest.raises(ValueError, match="like must be a bool mask"):
-        masks.random_mask(jax.random.key(0), params)
+        pruning.random_mask(jax.random.key(0), params)
     with pytest.raises(ValueError, match="prune_fraction"):
-        masks.imp(
+        lottery.imp(
             jax.random.key(0),
             params,
             _tiny_train_fn,
@@ -385,7 +387,7 @@ def test_bad_inputs_raise():
             prunable=prunable,
         )
     with pytest.raises(ValueError, match="rounds"):
-        masks.imp(
+        lottery.imp(
             jax.random.key(0),
             params,
             _tiny_train_fn,
@@ -394,7 +396,7 @@ def test_bad_inputs_raise():
             prunable=prunable,
         )
     with pytest.raises(ValueError, match="trainable"):
-        masks.train_only(optax.sgd(0.1), {"a": jnp.ones(2)}, "scores")
+        optim.train_only(optax.sgd(0.1), {"a": jnp.ones(2)}, "scores")
     packed = masks.pack({"a": np.ones(10, bool)})
     with pytest.raises(ValueError, match="packed.bits"):
         masks.unpack(packed._replace(shapes=((30,),)))

@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from esparse import masks, nn
+from esparse import masks, nn, optim, pruning, supermasks
 
 X = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
 
@@ -84,7 +84,7 @@ def test_kernel_mask_spec_and_masked_training_fit():
         "hidden_0": {"kernel": True, "bias": False},
         "out": {"kernel": True, "bias": False},
     }
-    mask = masks.magnitude_prune(params, 0.5, prunable=spec)
+    mask = pruning.magnitude_prune(params, 0.5, prunable=spec)
     y = model.apply(masks.apply_mask(params, mask), X)
     p = jax.device_get(params)
     m = jax.device_get(mask)
@@ -129,7 +129,7 @@ def test_expand_sparsify_fixed_projection_and_k_active():
     grads = jax.grad(lambda p: jnp.sum(model.apply(p, X) ** 2))(params)
     np.testing.assert_array_equal(grads["projection"], 0.0)
     assert np.any(np.asarray(grads["readout"]["kernel"]) != 0)
-    opt = masks.train_only(optax.adamw(1e-2, weight_decay=0.1), params, "readout")
+    opt = optim.train_only(optax.adamw(1e-2, weight_decay=0.1), params, "readout")
     updates, _ = opt.update(grads, opt.init(params), params)
     np.testing.assert_array_equal(updates["projection"], 0.0)
 
@@ -150,7 +150,7 @@ def test_supermask_scores_learn_weights_frozen():
     for name in ("layer_0", "layer_1"):
         assert np.any(np.asarray(grads["scores"][name]) != 0)
         np.testing.assert_array_equal(grads["weights"][name], 0.0)
-    opt = masks.train_only(optax.adam(5e-2), params, "scores")
+    opt = optim.train_only(optax.adam(5e-2), params, "scores")
 
     @jax.jit
     def fit(p):
@@ -166,7 +166,7 @@ def test_supermask_scores_learn_weights_frozen():
     assert not np.allclose(trained["scores"]["layer_0"], params["scores"]["layer_0"])
     assert float(losses[-1]) < float(losses[0])
     for name, k in (("layer_0", 32), ("layer_1", 24)):  # half of 4 * 16 and of 16 * 3
-        assert int(masks.edge_popup_mask(trained["scores"][name], k).sum()) == k
+        assert int(supermasks.edge_popup_mask(trained["scores"][name], k).sum()) == k
     keys = jax.random.split(jax.random.key(11), 8)
     batch = jax.vmap(model.init)(keys)
     assert batch["scores"]["layer_1"].shape == (8, 16, 3)

@@ -2,11 +2,11 @@
 rewinding to the initial weights finds sparse subnetworks that train to the dense accuracy,
 while the same masks re-initialised, and random masks, do worse.
 
-Protocol (CLAIMS.md): MNIST-1D MLP 40-256-256-10, Adam. `esparse.masks.imp` with
+Protocol (CLAIMS.md): MNIST-1D MLP 40-256-256-10, Adam. `esparse.lottery.imp` with
 `esparse.train.train` as train_fn: prune 20% of each hidden kernel per round (output kernel
 10%), rewind to theta_0, 8 rounds (~17% of the hidden weights left; full: 15 rounds, ~3.5%).
-Controls at the last round: the same mask with a fresh init (`masks.reinit_control`), and a
-random mask of the same per-layer density trained from theta_0 (`masks.random_mask_control`).
+Controls at the last round: the same mask with a fresh init (`lottery.reinit_control`), and a
+random mask of the same per-layer density trained from theta_0 (`lottery.random_mask_control`).
 Criterion (CLAIMS.md, line for line): at the last round the ticket's test accuracy >= dense - 1
 point (paired CI of ticket - dense above -0.01), and the ticket beats both controls (paired CIs
 above 0).
@@ -21,7 +21,7 @@ import jax
 import numpy as np
 import optax
 
-from esparse import data, masks, nn, stats, train
+from esparse import data, lottery, masks, nn, stats, train
 from experiments.core import (
     Claim,
     Evaluation,
@@ -75,7 +75,7 @@ def _one_seed(key, ds: data.Dataset, model: nn.Model, config: Config):
     k_init, k_imp, k_reinit, k_random = jax.random.split(key, 4)
     params0 = model.init(k_init)
     train_fn = partial(_train_fn, model, ds, config)
-    result = masks.imp(
+    result = lottery.imp(
         k_imp,
         params0,
         train_fn,
@@ -86,8 +86,8 @@ def _one_seed(key, ds: data.Dataset, model: nn.Model, config: Config):
         prunable=nn.kernel_mask_spec(params0),
     )
     ticket_mask = jax.tree.map(lambda m: m[-1], result.masks)
-    reinit = masks.reinit_control(k_reinit, model.init, ticket_mask, train_fn)
-    random = masks.random_mask_control(k_random, params0, ticket_mask, train_fn)
+    reinit = lottery.reinit_control(k_reinit, model.init, ticket_mask, train_fn)
+    random = lottery.random_mask_control(k_random, params0, ticket_mask, train_fn)
     return {
         "round_test_accuracy": result.metrics["test_accuracy"],
         "round_train_accuracy": result.metrics["train_accuracy"],

@@ -5,7 +5,7 @@ networks contain better ones.
 Protocol (CLAIMS.md): MNIST-1D MLP 40-w-w-10, w in {64, 256, 1024}, bias-free, signed-constant
 random weights, frozen; per layer the 50% of edges with the largest |score| are kept
 (edge-popup as in Ramanujan et al.'s `GetSubnet(scores.abs())`, straight-through top-k;
-`esparse.nn.supermask_mlp`), only the scores trained (Adam via `masks.train_only`).
+`esparse.nn.supermask_mlp`), only the scores trained (Adam via `optim.train_only`).
 Criterion (CLAIMS.md, line for line, with its 2026-12-02 clarification): the widest
 supermask's test accuracy >= 30% (3x chance), decided on the 95% CI of its mean (inconclusive
 when the CI straddles 30%), and mean accuracy rises with width (Spearman rho >= 0.9).
@@ -19,7 +19,7 @@ import jax
 import numpy as np
 import optax
 
-from esparse import data, masks, nn, stats, train
+from esparse import data, nn, optim, stats, train
 from experiments.core import (
     Claim,
     Evaluation,
@@ -65,7 +65,7 @@ def run(keys, config: Config) -> dict:
             params,
             ds,
             apply_fn=model.apply,
-            optimizer=masks.train_only(optax.adam(config.learning_rate), one, "scores"),
+            optimizer=optim.train_only(optax.adam(config.learning_rate), one, "scores"),
             steps=config.steps,
             batch_size=config.batch_size,
             log_every=config.log_every,
