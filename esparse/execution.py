@@ -1,6 +1,6 @@
 """How seed-vmapped work runs: chunks of seeds, a device mesh over the `seeds` axis, checkpoints.
 
-`train.train_seeds` and `train.vmap_seeds` take these settings as arguments. Code that calls
+`engine.train_seeds` and `engine.vmap_seeds` take these settings as arguments. Code that calls
 them many times (a claim of the reproduction suite) sets them once with the `execution`
 context manager, in the style of `jax.default_matmul_precision`: every engine call inside the
 block that leaves an argument at None takes it from the block. So one command-line flag

@@ -16,6 +16,7 @@ check_finite=True raises a ValueError naming the argument instead (a host sync).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -60,9 +61,13 @@ def init_particles(key: jax.Array, m: int, d: int, a_scale: float = 1.0) -> Para
     }
 
 
-def meanfield_forward(params: Params, x: jax.Array) -> jax.Array:
-    """f(x) = (1/m) sum_j a_j relu(w_j . x). x: (n, d) -> (n,)."""
-    return jax.nn.relu(x @ params["w"].T) @ params["a"] / params["a"].shape[0]
+def meanfield_forward(
+    params: Params, x: jax.Array, activation: Callable[[jax.Array], jax.Array] = jax.nn.relu
+) -> jax.Array:
+    """f(x) = (1/m) sum_j a_j act(w_j . x), act = relu by default (Mei, Montanari & Nguyen
+    2018). params: a (m,), w (m, d). x: (n, d) -> (n,). `esparse.nn.meanfield_two_layer` is
+    the same model as a Flax module."""
+    return activation(x @ params["w"].T) @ params["a"] / params["a"].shape[0]
 
 
 def meanfield_loss(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:

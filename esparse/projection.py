@@ -22,6 +22,7 @@ Kinds (each scaled so that E ||x P||^2 = ||x||^2):
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from typing import NamedTuple
@@ -31,15 +32,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from esparse import _checks, codes, selection
+from esparse import _checks
 
 __all__ = [
     "KINDS",
-    "OUTPUTS",
+    "Projection",
     "SRHTParams",
     "apply_fly",
     "apply_srht",
-    "expand_and_sparsify",
     "fly",
     "gaussian",
     "project",
@@ -48,12 +48,7 @@ __all__ = [
 ]
 
 KINDS = ("gaussian", "sparse_sign", "fly", "srht")
-OUTPUTS = ("dense", "indices", "packed")  # forms of expand_and_sparsify's result
 _UNITS_PER_BLOCK = 256  # canonical block of output units (gaussian, sparse_sign, fly)
-# Rows of x per step of the fused expand-and-sparsify, by platform (as selection.AUTO): on a
-# CPU a block's projection is still in cache when it is sparsified; on GPU and TPU lax.map
-# would run the blocks one after another, so the whole batch is one matmul and one selection.
-_FUSED_ROWS = {"cpu": 512, "default": None}
 
 
 def _block_keys(key: jax.Array, first: int | jax.Array, count: int) -> jax.Array:
@@ -315,87 +310,108 @@ def apply_srht(x: jax.Array, params: SRHTParams, *, check_finite: bool = False) 
     return jax.jit(_srht_apply)(x, params)
 
 
-# ---- project / expand_and_sparsify ----------------------------------------------------------
+# ---- project -----------------------------------------------------------------------------
 
 
-def _kind_args(kind: str, d_in: int, kind_args: dict) -> tuple:
-    """Validated, hashable kind arguments: (dtype, density, c) as used by the kind."""
-    _checks.one_of("kind", kind, KINDS)
-    allowed = {"gaussian": {"dtype"}, "sparse_sign": {"dtype", "density"}, "fly": {"c"}}
-    extra = set(kind_args) - allowed.get(kind, set())
-    if extra:
-        raise ValueError(f"kind_args {sorted(extra)} are not accepted by kind={kind!r}")
-    dtype = jnp.dtype(kind_args.get("dtype", jnp.float32))
-    density = _density(kind_args.get("density"), d_in) if kind == "sparse_sign" else None
-    c = None
-    if kind == "fly":
-        if "c" not in kind_args:
-            raise ValueError("kind='fly' needs c, the number of inputs per unit, got none")
-        c = _checks.int_in_range("c", kind_args["c"], 1, d_in)
-    return dtype, density, c
+@dataclasses.dataclass(frozen=True)
+class Projection:
+    """A validated random projection of `kind` from d_in to m units (static and hashable, so
+    it can be a static argument of a jitted function). Built by `Projection.of`.
+
+    dtype, density and c are the kind's arguments (None where the kind takes none);
+    block_size: None (materialize the matrix) or a multiple of the canonical block."""
+
+    kind: str
+    d_in: int
+    m: int
+    block_size: int | None
+    dtype: jnp.dtype
+    density: float | None
+    c: int | None
+
+    @classmethod
+    def of(
+        cls,
+        x: jax.Array,
+        m: int,
+        kind: str = "gaussian",
+        block_size: int | None = None,
+        *,
+        check_finite: bool = False,
+        **kind_args: object,
+    ) -> Projection:
+        """Validate `project`'s arguments for x: (batch, d_in); ValueError naming any bad one."""
+        _check_x(x, check_finite)
+        d_in = x.shape[1]
+        m = _checks.positive_int("m", m)
+        _checks.one_of("kind", kind, KINDS)
+        allowed = {"gaussian": {"dtype"}, "sparse_sign": {"dtype", "density"}, "fly": {"c"}}
+        extra = set(kind_args) - allowed.get(kind, set())
+        if extra:
+            raise ValueError(f"kind_args {sorted(extra)} are not accepted by kind={kind!r}")
+        dtype = jnp.dtype(kind_args.get("dtype", jnp.float32))
+        density = _density(kind_args.get("density"), d_in) if kind == "sparse_sign" else None
+        c = None
+        if kind == "fly":
+            if "c" not in kind_args:
+                raise ValueError("kind='fly' needs c, the number of inputs per unit, got none")
+            c = _checks.int_in_range("c", kind_args["c"], 1, d_in)
+        if block_size is not None:
+            block_size = _checks.positive_int("block_size", block_size)
+            canon = _canonical(kind, d_in)
+            if block_size % canon:
+                raise ValueError(
+                    f"block_size must be a multiple of {canon} (the canonical block of "
+                    f"kind={kind!r} for d_in={d_in}), got {block_size}"
+                )
+        return cls(kind, d_in, m, block_size, dtype, density, c)
+
+    def matrix(self, key: jax.Array) -> jax.Array | SRHTParams:
+        """The materialized projection (what the public generator of the kind returns)."""
+        if self.kind == "gaussian":
+            return _gaussian(key, self.d_in, self.m, self.dtype)
+        if self.kind == "sparse_sign":
+            return _sparse_sign(key, self.d_in, self.m, self.density, self.dtype)
+        if self.kind == "fly":
+            return _fly(key, self.d_in, self.m, self.c)
+        return _srht(key, self.d_in, self.m)
+
+    def apply(self, x: jax.Array, matrix: jax.Array | SRHTParams) -> jax.Array:
+        """x: (batch, d_in) times a materialized `matrix` -> (batch, m)."""
+        if self.kind == "fly":
+            return _fly_apply(x, matrix)
+        if self.kind == "srht":
+            return _srht_apply(x, matrix)
+        return x @ matrix
+
+    def __call__(self, key: jax.Array, x: jax.Array) -> jax.Array:
+        """x: (batch, d_in) -> (batch, m); blocked when block_size is set (traceable)."""
+        if self.block_size is None:
+            return self.apply(x, self.matrix(key))
+        per_step = self.block_size // _canonical(self.kind, self.d_in)
+        steps = -(-self.m // self.block_size)
+        out = lax.map(lambda s: self._blocks(key, x, s * per_step, per_step), jnp.arange(steps))
+        return jnp.moveaxis(out, 0, 1).reshape(x.shape[0], -1)[:, : self.m]
+
+    def _blocks(self, key, x, first_block, n_blocks):
+        """Output units of canonical blocks first_block ... first_block + n_blocks - 1."""
+        d_in, m = self.d_in, self.m
+        keys = _block_keys(key, first_block, n_blocks)
+        if self.kind == "gaussian":
+            w = jax.vmap(lambda kb: _gaussian_block(kb, d_in, m, self.dtype))(keys)
+            return x @ jnp.moveaxis(w, 0, 1).reshape(d_in, -1)
+        if self.kind == "sparse_sign":
+            w = jax.vmap(lambda kb: _sparse_sign_block(kb, d_in, m, self.density, self.dtype))(keys)
+            return x @ jnp.moveaxis(w, 0, 1).reshape(d_in, -1)
+        if self.kind == "fly":
+            idx = jax.vmap(lambda kb: _fly_block(kb, d_in, self.c))(keys)
+            return _fly_apply(x, idx.reshape(-1, self.c))
+        signs, rows = jax.vmap(lambda kb: _srht_block(kb, d_in))(keys)
+        out = lax.map(lambda sr: _srht_apply_block(x, sr[0], sr[1], m), (signs, rows))
+        return jnp.moveaxis(out, 0, 1).reshape(x.shape[0], -1)
 
 
-def _params(key, kind, d_in, m, args):
-    """The materialized projection of `kind` (what the public generators return)."""
-    dtype, density, c = args
-    if kind == "gaussian":
-        return _gaussian(key, d_in, m, dtype)
-    if kind == "sparse_sign":
-        return _sparse_sign(key, d_in, m, density, dtype)
-    if kind == "fly":
-        return _fly(key, d_in, m, c)
-    return _srht(key, d_in, m)
-
-
-def _apply(x, kind, params):
-    if kind == "fly":
-        return _fly_apply(x, params)
-    if kind == "srht":
-        return _srht_apply(x, params)
-    return x @ params
-
-
-def _step(key, x, kind, m, args, first_block, n_blocks):
-    """Output units of canonical blocks first_block ... first_block + n_blocks - 1."""
-    d_in = x.shape[1]
-    dtype, density, c = args
-    keys = _block_keys(key, first_block, n_blocks)
-    if kind == "gaussian":
-        w = jax.vmap(lambda kb: _gaussian_block(kb, d_in, m, dtype))(keys)
-        return x @ jnp.moveaxis(w, 0, 1).reshape(d_in, -1)
-    if kind == "sparse_sign":
-        w = jax.vmap(lambda kb: _sparse_sign_block(kb, d_in, m, density, dtype))(keys)
-        return x @ jnp.moveaxis(w, 0, 1).reshape(d_in, -1)
-    if kind == "fly":
-        idx = jax.vmap(lambda kb: _fly_block(kb, d_in, c))(keys)
-        return _fly_apply(x, idx.reshape(-1, c))
-    signs, rows = jax.vmap(lambda kb: _srht_block(kb, d_in))(keys)
-    out = lax.map(lambda sr: _srht_apply_block(x, sr[0], sr[1], m), (signs, rows))
-    return jnp.moveaxis(out, 0, 1).reshape(x.shape[0], -1)
-
-
-@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5))
-def _project(key, x, m, kind, block_size, args):
-    d_in = x.shape[1]
-    if block_size is None:
-        return _apply(x, kind, _params(key, kind, d_in, m, args))
-    per_step = block_size // _canonical(kind, d_in)
-    steps = -(-m // block_size)
-    out = lax.map(lambda s: _step(key, x, kind, m, args, s * per_step, per_step), jnp.arange(steps))
-    return jnp.moveaxis(out, 0, 1).reshape(x.shape[0], -1)[:, :m]
-
-
-def _check_block_size(block_size, kind: str, d_in: int):
-    if block_size is None:
-        return None
-    block_size = _checks.positive_int("block_size", block_size)
-    canon = _canonical(kind, d_in)
-    if block_size % canon:
-        raise ValueError(
-            f"block_size must be a multiple of {canon} (the canonical block of kind={kind!r} "
-            f"for d_in={d_in}), got {block_size}"
-        )
-    return block_size
+_project = jax.jit(lambda spec, key, x: spec(key, x), static_argnums=0)
 
 
 def project(
@@ -418,88 +434,5 @@ def project(
     may sum in another order). NaN and inf propagate to the output; check_finite=True raises
     a ValueError naming x instead (syncs; esparse._checks).
     """
-    _check_x(x, check_finite)
-    m = _checks.positive_int("m", m)
-    args = _kind_args(kind, x.shape[1], kind_args)
-    block_size = _check_block_size(block_size, kind, x.shape[1])
-    return _project(key, x, m, kind, block_size, args)
-
-
-def _sparsify(y, k, mode, method):
-    """selection.select of y: (rows, m) for the dense modes; for "indices" (values, indices)
-    (rows, k) and for "packed" (rows, ceil(m / 32)) uint32, both from the winner mask."""
-    if mode == "indices":
-        indices = codes.mask_to_indices(selection.select(y, k, "mask", method), k)
-        return jnp.take_along_axis(y, indices, axis=1, mode="fill", fill_value=jnp.nan), indices
-    if mode == "packed":
-        return codes.pack_bits(selection.select(y, k, "mask", method))
-    return selection.select(y, k, mode, method)
-
-
-def _sparsified(key, x, m, k, kind, mode, block_size, args, method, fused_rows):
-    """expand_and_sparsify with a concrete method and fused row block (None: no fusion)."""
-    if block_size is not None:
-        return _sparsify(_project(key, x, m, kind, block_size, args), k, mode, method)
-    params = _params(key, kind, x.shape[1], m, args)
-    batch = x.shape[0]
-    rb = batch
-    if fused_rows is not None:
-        rb = max(b for b in range(1, min(batch, fused_rows) + 1) if batch % b == 0)
-    if rb == batch or rb < 16:
-        return _sparsify(_apply(x, kind, params), k, mode, method)
-    # Fused per row block: the projected block is still in cache when it is sparsified.
-    blocks = x.reshape(batch // rb, rb, x.shape[1])
-    out = lax.map(lambda xb: _sparsify(_apply(xb, kind, params), k, mode, method), blocks)
-    return jax.tree.map(lambda o: o.reshape(batch, -1), out)
-
-
-@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5, 6, 7, 8))
-def _expand_and_sparsify(key, x, m, k, kind, mode, block_size, args, method):
-    """The method and the fused row block follow the platform compiled for (selection.AUTO,
-    _FUSED_ROWS); an explicit method only fixes the method."""
-
-    def make(platform):
-        chosen = selection.AUTO[platform] if method == "auto" else method
-        rows = _FUSED_ROWS[platform]
-        return lambda key, x: _sparsified(key, x, m, k, kind, mode, block_size, args, chosen, rows)
-
-    return selection.by_platform(make, key, x)
-
-
-def expand_and_sparsify(
-    key: jax.Array,
-    x: jax.Array,
-    m: int,
-    k: int | float,
-    kind: str = "gaussian",
-    binary: bool = False,
-    block_size: int | None = None,
-    *,
-    method: str = "auto",
-    check_finite: bool = False,
-    output: str = "dense",
-    **kind_args: object,
-) -> jax.Array | tuple[jax.Array, jax.Array]:
-    """Expand-and-sparsify: random projection to m units, then k-WTA per row.
-
-    x: (batch, d_in) -> (batch, m), `project(key, x, m, kind, block_size, **kind_args)`
-    followed by `kwta` (or `kwta_binary` with binary=True) with k an int in [1, m] or a
-    fraction of m. Exactly k winners per row, ties to the lowest index; a row of x holding a
-    NaN or an inf comes out all NaN. method ("auto", "search", "top_k") and check_finite as
-    in `esparse.sparsify`. Dasgupta et al., Science 2017; Mukherjee & Huberman, arXiv
-    2211.14632.
-
-    output: "dense" (the (batch, m) array above), "indices" (`sparsify.kwta_indices`'s form:
-    values and ascending indices, each (batch, k); binary is ignored) or "packed" (the binary
-    code as (batch, ceil(m / 32)) uint32, `codes.pack_bits`'s bit order). The sparse forms
-    never write the dense (batch, m) output: each fused row block is reduced to them.
-    """
-    _check_x(x, check_finite)
-    m = _checks.positive_int("m", m)
-    k = _checks.resolve_count("k", k, m)
-    _checks.one_of("method", method, selection.METHODS)
-    args = _kind_args(kind, x.shape[1], kind_args)
-    block_size = _check_block_size(block_size, kind, x.shape[1])
-    _checks.one_of("output", output, OUTPUTS)
-    mode = output if output != "dense" else "binary" if binary else "values"
-    return _expand_and_sparsify(key, x, m, k, kind, mode, block_size, args, method)
+    spec = Projection.of(x, m, kind, block_size, check_finite=check_finite, **kind_args)
+    return _project(spec, key, x)

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from esparse import _checks, features
+from esparse import _checks, regression
 
 __all__ = ["DEFAULT_LAMS", "Readout", "add_intercept", "ridge_classifier"]
 
@@ -55,7 +55,9 @@ def ridge_classifier(
     `val_fraction` of the train rows); the readout is fitted on the remaining rows at the
     chosen lambda. Predictions are argmax over classes, computed at full float32 precision
     (`lax.Precision.HIGHEST`) like the solve. NaN or inf in the features gives NaN
-    accuracies and lambda (esparse._checks).
+    accuracies and lambda (esparse._checks). Labels must lie in [0, n_classes): host labels
+    (numpy) outside it are a ValueError naming them; device labels are not read (no sync),
+    and give NaN accuracies instead.
     """
     n_classes = _checks.positive_int("n_classes", n_classes)
     _checks.float_in_range("val_fraction", val_fraction, 0.0, 1.0, low_open=True, high_open=True)
@@ -67,26 +69,23 @@ def ridge_classifier(
         raise ValueError(
             f"phi_test must have {phi_train.shape[1]} columns like phi_train, got {phi_test.shape}"
         )
-    n = phi_train.shape[0]
-    n_val = max(1, int(round(val_fraction * n)))
+    _checks.labels("y_train", y_train, n_classes)
+    _checks.labels("y_test", y_test, n_classes)
     scale = jnp.sqrt(jnp.mean(jnp.sum(jnp.square(phi_train), axis=1))) + 1e-12
     train_all = add_intercept(phi_train / scale)
     test = add_intercept(phi_test / scale)
-    order = jax.random.permutation(key, n)
-    fit_rows, val_rows = order[n_val:], order[:n_val]
     targets = jax.nn.one_hot(y_train, n_classes, dtype=train_all.dtype)
-    selection = features.ridge_select(
-        train_all[fit_rows],
-        targets[fit_rows],
-        train_all[val_rows],
-        targets[val_rows],
-        np.asarray(lams, train_all.dtype),  # on the host: ridge_select checks the grid there
+    lams = np.asarray(lams, train_all.dtype)  # on the host: ridge_select checks the grid there
+    selection, fit_rows = regression.ridge_holdout(
+        key, train_all, targets, lams, val_fraction=val_fraction
     )
+
+    labels_ok = _checks.labels_ok(y_train, n_classes) & _checks.labels_ok(y_test, n_classes)
 
     def accuracy(phi, labels):
         scores = jnp.matmul(phi, selection.weights, precision=lax.Precision.HIGHEST)
         correct = jnp.mean(jnp.argmax(scores, axis=1) == labels)
-        return jnp.where(jnp.all(jnp.isfinite(scores)), correct, jnp.nan)
+        return jnp.where(jnp.all(jnp.isfinite(scores)) & labels_ok, correct, jnp.nan)
 
     return Readout(
         accuracy(test, y_test),

@@ -10,6 +10,7 @@ from sklearn.kernel_approximation import RBFSampler
 from sklearn.linear_model import Ridge
 
 from esparse import features as F
+from esparse import regression as R
 
 
 def _data(n=120, d=5, k=None, seed=0):
@@ -84,12 +85,12 @@ def test_ridge_matches_sklearn_on_rbf_features(n_features):
     phi = F.fourier_features(
         jnp.asarray(x), jnp.asarray(sampler.random_weights_), jnp.asarray(sampler.random_offset_)
     )
-    w = F.ridge(phi, jnp.asarray(y), 0.1)
+    w = R.ridge(phi, jnp.asarray(y), 0.1)
     assert w.shape == (n_features, 2)
-    assert _rel(F.predict(phi, w), ref.predict(phi_np)) < 1e-4
-    w1 = F.ridge(phi, jnp.asarray(y[:, 0]), 0.1)
+    assert _rel(R.predict(phi, w), ref.predict(phi_np)) < 1e-4
+    w1 = R.ridge(phi, jnp.asarray(y[:, 0]), 0.1)
     assert w1.shape == (n_features,)
-    assert _rel(F.predict(phi, w1), ref.predict(phi_np)[:, 0]) < 1e-4
+    assert _rel(R.predict(phi, w1), ref.predict(phi_np)[:, 0]) < 1e-4
 
 
 class DualEqualsPrimal(parameterized.TestCase):
@@ -99,8 +100,8 @@ class DualEqualsPrimal(parameterized.TestCase):
         x, y = _data(n=60, d=5)
         w = np.random.default_rng(1).standard_normal((5, 80)) / np.sqrt(5)
         phi = np.maximum(x @ w, 0).astype(np.float32)
-        primal = F.ridge(jnp.asarray(phi), jnp.asarray(y), 0.5, solver="primal")
-        other = self.variant(lambda p, t, lam: F.ridge(p, t, lam, solver=solver))(
+        primal = R.ridge(jnp.asarray(phi), jnp.asarray(y), 0.5, solver="primal")
+        other = self.variant(lambda p, t, lam: R.ridge(p, t, lam, solver=solver))(
             jnp.asarray(phi), jnp.asarray(y), 0.5
         )
         ref = np.linalg.solve(phi.T @ phi + 0.5 * np.eye(80), phi.T @ y)
@@ -113,7 +114,7 @@ def test_min_norm_equals_pinv(shape):
     rng = np.random.default_rng(0)
     phi = rng.standard_normal(shape).astype(np.float32)
     y = rng.standard_normal((shape[0], 3)).astype(np.float32)
-    w = F.min_norm_lstsq(jnp.asarray(phi), jnp.asarray(y))
+    w = R.min_norm_lstsq(jnp.asarray(phi), jnp.asarray(y))
     ref = np.linalg.pinv(phi.astype(np.float64)) @ y
     assert _rel(w, ref) < 1e-3  # N = n is ill-conditioned; still close in float32
     if shape[1] > shape[0]:  # interpolates
@@ -124,14 +125,14 @@ def test_min_norm_stable_at_interpolation_threshold():
     # square features at N = n: finite weights, and a large cutoff drops small directions
     x, y = _data(n=100, d=5)
     phi = np.maximum(x @ np.random.default_rng(1).standard_normal((5, 100)), 0)
-    w = F.min_norm_lstsq(jnp.asarray(phi, jnp.float32), y)
+    w = R.min_norm_lstsq(jnp.asarray(phi, jnp.float32), y)
     assert np.all(np.isfinite(np.asarray(w)))
-    w_cut = F.min_norm_lstsq(jnp.asarray(phi, jnp.float32), y, rcond=1e-2)
-    assert float(F.weight_norm(w_cut)) < float(F.weight_norm(w))
+    w_cut = R.min_norm_lstsq(jnp.asarray(phi, jnp.float32), y, rcond=1e-2)
+    assert float(R.weight_norm(w_cut)) < float(R.weight_norm(w))
 
 
 def test_weight_norm():
-    np.testing.assert_allclose(F.weight_norm(jnp.array([[3.0, 0.0], [0.0, 4.0]])), 5.0)
+    np.testing.assert_allclose(R.weight_norm(jnp.array([[3.0, 0.0], [0.0, 4.0]])), 5.0)
 
 
 def test_float64_ridge_agrees_tightly():
@@ -141,9 +142,9 @@ def test_float64_ridge_agrees_tightly():
     ref = Ridge(alpha=1e-6, fit_intercept=False, solver="svd").fit(phi_np, y.astype(np.float64))
     with jax.enable_x64(True):
         phi = jnp.asarray(phi_np, dtype=jnp.float64)
-        w = F.ridge(phi, jnp.asarray(y, dtype=jnp.float64), 1e-6)
+        w = R.ridge(phi, jnp.asarray(y, dtype=jnp.float64), 1e-6)
         assert w.dtype == jnp.float64
-        assert _rel(F.predict(phi, w), ref.predict(phi_np)) < 1e-8
+        assert _rel(R.predict(phi, w), ref.predict(phi_np)) < 1e-8
 
 
 # ----------------------------------------------------------------------------- lambda paths
@@ -159,7 +160,7 @@ def test_ridge_path_matches_float64_solves(n_features, method, low):
     phi = F.random_relu_features(jax.random.key(0), jnp.asarray(x), n_features)
     phi_tr, phi_va, y_tr, y_va = phi[:100], phi[100:], y[:100], y[100:]
     lams = jnp.logspace(low, 3, 6)
-    losses = F.ridge_path(phi_tr, y_tr, phi_va, y_va, lams, method=method)
+    losses = R.ridge_path(phi_tr, y_tr, phi_va, y_va, lams, method=method)
     p_tr, p_va = np.asarray(phi_tr, np.float64), np.asarray(phi_va, np.float64)
     ref = [
         np.mean(
@@ -176,15 +177,15 @@ def test_ridge_select_reports_edge_and_refits():
     phi = F.random_relu_features(jax.random.key(0), jnp.asarray(x), 60)
     phi_tr, phi_va, y_tr, y_va = phi[:150], phi[150:], y[:150], y[150:]
     wide = jnp.logspace(-4, 4, 17)
-    sel = F.ridge_select(phi_tr, y_tr, phi_va, y_va, wide, method="svd")
+    sel = R.ridge_select(phi_tr, y_tr, phi_va, y_va, wide, method="svd")
     assert not bool(sel.at_edge)
     assert int(sel.index) == int(np.argmin(np.asarray(sel.losses)))
     assert sel.weights.shape == (60,)
-    refit = F.ridge(phi_tr, y_tr, float(sel.lam), solver="svd")
-    assert _rel(F.predict(phi_va, sel.weights), F.predict(phi_va, refit)) < 1e-4
+    refit = R.ridge(phi_tr, y_tr, float(sel.lam), solver="svd")
+    assert _rel(R.predict(phi_va, sel.weights), R.predict(phi_va, refit)) < 1e-4
     # a grid far above the optimum picks its smallest value: reported as an edge
     high = jnp.logspace(5, 7, 3)
-    assert bool(F.ridge_select(phi_tr, y_tr, phi_va, y_va, high).at_edge)
+    assert bool(R.ridge_select(phi_tr, y_tr, phi_va, y_va, high).at_edge)
 
 
 def test_ridge_select_error_metric_and_vmap_over_seeds():
@@ -196,7 +197,7 @@ def test_ridge_select_error_metric_and_vmap_over_seeds():
 
     def one_seed(key):
         phi = F.random_relu_features(key, jnp.asarray(x), 50)
-        return F.ridge_select(phi[:120], y[:120], phi[120:], y[120:], lams, metric="error")
+        return R.ridge_select(phi[:120], y[:120], phi[120:], y[120:], lams, metric="error")
 
     sels = jax.vmap(one_seed)(jax.random.split(jax.random.key(0), 3))
     assert sels.losses.shape == (3, 7) and sels.weights.shape == (3, 50, 3)
@@ -210,15 +211,15 @@ def test_bad_input_raises():
     x, y = _data(n=20, d=3)
     phi = jnp.asarray(x)
     with pytest.raises(ValueError, match="lam"):
-        F.ridge(phi, y, -1.0)
+        R.ridge(phi, y, -1.0)
     with pytest.raises(ValueError, match="solver"):
-        F.ridge(phi, y, 1.0, solver="qr")
+        R.ridge(phi, y, 1.0, solver="qr")
     with pytest.raises(ValueError, match="same number of rows"):
-        F.ridge(phi, y[:10], 1.0)
+        R.ridge(phi, y[:10], 1.0)
     with pytest.raises(ValueError, match="phi"):
-        F.min_norm_lstsq(phi.at[0, 0].set(jnp.nan), y, check_finite=True)
-    assert np.all(np.isnan(np.asarray(F.min_norm_lstsq(phi.at[0, 0].set(jnp.nan), y))))
-    assert np.all(np.isnan(np.asarray(F.ridge(phi, y, jnp.float32(-1.0)))))
+        R.min_norm_lstsq(phi.at[0, 0].set(jnp.nan), y, check_finite=True)
+    assert np.all(np.isnan(np.asarray(R.min_norm_lstsq(phi.at[0, 0].set(jnp.nan), y))))
+    assert np.all(np.isnan(np.asarray(R.ridge(phi, y, jnp.float32(-1.0)))))
     with pytest.raises(ValueError, match="n_features"):
         F.random_relu_features(jax.random.key(0), x, 0)
     with pytest.raises(ValueError, match="gamma"):
@@ -226,10 +227,10 @@ def test_bad_input_raises():
     with pytest.raises(ValueError, match="x must be 2-D"):
         F.random_relu_features(jax.random.key(0), x[:, 0], 4)
     with pytest.raises(ValueError, match="lams"):
-        F.ridge_path(phi, y, phi, y, np.array([1.0, 0.1]))
+        R.ridge_path(phi, y, phi, y, np.array([1.0, 0.1]))
     # a device array is not read back: a bad grid gives NaN losses, weights and lambda
-    assert np.all(np.isnan(np.asarray(F.ridge_path(phi, y, phi, y, jnp.array([1.0, 0.1])))))
-    sel = F.ridge_select(phi, y, phi, y, jnp.array([-1.0, 1.0]))
+    assert np.all(np.isnan(np.asarray(R.ridge_path(phi, y, phi, y, jnp.array([1.0, 0.1])))))
+    sel = R.ridge_select(phi, y, phi, y, jnp.array([-1.0, 1.0]))
     assert np.isnan(sel.lam) and np.all(np.isnan(np.asarray(sel.weights)))
     with pytest.raises(ValueError, match="metric"):
-        F.ridge_path(phi, y, phi, y, jnp.array([1.0]), metric="error")
+        R.ridge_path(phi, y, phi, y, jnp.array([1.0]), metric="error")

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import optax
 import pytest
 
-from esparse import data, features, nn, projection, sparsify, train
+from esparse import data, engine, expansion, nn, projection, regression, sparsify
 
 N = 2048
 RATIO = 0.3  # a dispatch must take under this fraction of the producer's time
@@ -58,7 +58,7 @@ def _consumers():
             big[256:320, :40],
             jnp.argmax(big[256:320, 40:50], 1),
         )
-        return train.train_seeds(keys, params, ds, log_every=20, **kw)
+        return engine.train_seeds(keys, params, ds, log_every=20, **kw)
 
     out = {
         "kwta": lambda big: sparsify.kwta(big[:64], 100),
@@ -67,12 +67,12 @@ def _consumers():
         "project": lambda big: projection.project(key, big[:64, :64], 512),
         "apply_fly": lambda big: projection.apply_fly(big[:64, :64], indices),
         "train_seeds": train_seeds,
-        "ridge": lambda big: features.ridge(big[:256, :128], big[:256, 200], 1.0),
-        "min_norm_lstsq": lambda big: features.min_norm_lstsq(big[:128, :256], big[:128, 300]),
+        "ridge": lambda big: regression.ridge(big[:256, :128], big[:256, 200], 1.0),
+        "min_norm_lstsq": lambda big: regression.min_norm_lstsq(big[:128, :256], big[:128, 300]),
     }
     for kind, args in (("gaussian", {}), ("sparse_sign", {}), ("fly", {"c": 6}), ("srht", {})):
         out[f"expand_and_sparsify {kind}"] = lambda big, kind=kind, args=args: (
-            projection.expand_and_sparsify(key, big[:64, :64], 512, 0.05, kind, **args)
+            expansion.expand_and_sparsify(key, big[:64, :64], 512, 0.05, kind, **args)
         )
     return out
 

@@ -11,7 +11,7 @@ import pytest
 from jax import lax
 from jax.extend import core as jex_core
 
-from esparse import features, info, meanfield, readout
+from esparse import info, meanfield, readout, regression
 
 HIGHEST = (lax.Precision.HIGHEST, lax.Precision.HIGHEST)
 
@@ -40,16 +40,16 @@ LABELS = jnp.asarray(rng.integers(0, 3, 40), jnp.int32)
 KEY = jax.random.key(0)
 
 VERDICT_FUNCTIONS = {
-    "ridge primal": lambda: features.ridge(PHI, Y, 1.0),
-    "ridge dual": lambda: features.ridge(WIDE, Y[:12], 1.0),
-    "ridge svd": lambda: features.ridge(PHI, Y, 1.0, solver="svd"),
-    "min_norm_lstsq": lambda: features.min_norm_lstsq(WIDE, Y[:12]),
-    "predict": lambda: features.predict(PHI, Y[:12]),
-    "ridge_path eigh": lambda: features.ridge_path(PHI[:30], Y[:30], PHI[30:], Y[30:], LAMS),
-    "ridge_path svd": lambda: features.ridge_path(
+    "ridge primal": lambda: regression.ridge(PHI, Y, 1.0),
+    "ridge dual": lambda: regression.ridge(WIDE, Y[:12], 1.0),
+    "ridge svd": lambda: regression.ridge(PHI, Y, 1.0, solver="svd"),
+    "min_norm_lstsq": lambda: regression.min_norm_lstsq(WIDE, Y[:12]),
+    "predict": lambda: regression.predict(PHI, Y[:12]),
+    "ridge_path eigh": lambda: regression.ridge_path(PHI[:30], Y[:30], PHI[30:], Y[30:], LAMS),
+    "ridge_path svd": lambda: regression.ridge_path(
         PHI[:30], Y[:30], PHI[30:], Y[30:], LAMS, method="svd"
     ),
-    "ridge_select wide": lambda: features.ridge_select(WIDE[:8], Y[:8], WIDE[8:], Y[8:12], LAMS),
+    "ridge_select wide": lambda: regression.ridge_select(WIDE[:8], Y[:8], WIDE[8:], Y[8:12], LAMS),
     "ridge_classifier": lambda: readout.ridge_classifier(
         KEY, PHI[:30], LABELS[:30], PHI[30:], LABELS[30:], 3
     ),

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.linalg import hadamard
 
-from esparse import projection, sparsify
+from esparse import expansion, projection, sparsify
 
 KEY = jax.random.key(0)
 
@@ -165,8 +165,8 @@ class TestJit(chex.TestCase):
         proj = self.variant(lambda k, a: projection.project(k, a, 300, "sparse_sign"))
         ref = projection.project(KEY, x, 300, "sparse_sign")
         np.testing.assert_allclose(np.asarray(proj(KEY, x)), np.asarray(ref), rtol=1e-6)
-        es = self.variant(lambda k, a: projection.expand_and_sparsify(k, a, 300, 12, "fly", c=4))
-        ref = projection.expand_and_sparsify(KEY, x, 300, 12, "fly", c=4)
+        es = self.variant(lambda k, a: expansion.expand_and_sparsify(k, a, 300, 12, "fly", c=4))
+        ref = expansion.expand_and_sparsify(KEY, x, 300, 12, "fly", c=4)
         np.testing.assert_array_equal(np.asarray(es(KEY, x)), np.asarray(ref))
 
 
@@ -175,7 +175,7 @@ def test_vmap_over_keys_equals_loop():
     keys = jax.random.split(KEY, 8)
 
     def f(key):
-        return projection.expand_and_sparsify(key, x, 300, 12, "fly", c=4)
+        return expansion.expand_and_sparsify(key, x, 300, 12, "fly", c=4)
 
     batched = np.asarray(jax.vmap(f)(keys))
     for i in range(8):
@@ -189,21 +189,21 @@ def test_vmap_over_keys_equals_loop():
 )
 def test_expand_and_sparsify_is_kwta_of_projection(kind, kw, binary):
     x = _x()
-    out = np.asarray(projection.expand_and_sparsify(KEY, x, 300, 12, kind, binary, **kw))
+    out = np.asarray(expansion.expand_and_sparsify(KEY, x, 300, 12, kind, binary, **kw))
     y = projection.project(KEY, x, 300, kind, **kw)
     expected = sparsify.kwta_binary(y, 12) if binary else sparsify.kwta(y, 12)
     assert out.shape == (6, 300)
     np.testing.assert_array_equal(np.count_nonzero(out, axis=1), 12)
     np.testing.assert_allclose(out, np.asarray(expected), rtol=1e-5, atol=1e-6)
     if kind == "fly":  # the blocked path of project itself is tested above, for every kind
-        blocked = projection.expand_and_sparsify(KEY, x, 300, 12, kind, binary, 256, **kw)
+        blocked = expansion.expand_and_sparsify(KEY, x, 300, 12, kind, binary, 256, **kw)
         np.testing.assert_array_equal(np.asarray(blocked), out)
 
 
 def test_fused_row_blocks_match_unfused():
     # 1024 rows: the fused path runs lax.map over row blocks of x
     x = _x(1024, 16)
-    out = projection.expand_and_sparsify(KEY, x, 256, 13, "fly", c=3)
+    out = expansion.expand_and_sparsify(KEY, x, 256, 13, "fly", c=3)
     expected = sparsify.kwta(projection.project(KEY, x, 256, "fly", c=3), 13)
     np.testing.assert_array_equal(np.asarray(out), np.asarray(expected))
 
@@ -213,7 +213,7 @@ def test_bfloat16_input():
     for kind, kw in [("fly", {"c": 3}), ("srht", {})]:
         y = projection.project(KEY, x, 100, kind, **kw)
         assert y.shape == (4, 100) and np.all(np.isfinite(np.asarray(y, np.float32)))
-    out = projection.expand_and_sparsify(KEY, x, 100, 5, dtype=jnp.bfloat16)
+    out = expansion.expand_and_sparsify(KEY, x, 100, 5, dtype=jnp.bfloat16)
     assert out.dtype == jnp.bfloat16
     np.testing.assert_array_equal(np.count_nonzero(np.asarray(out, np.float32), axis=1), 5)
 
@@ -234,10 +234,10 @@ BAD = [
     (lambda: projection.project(KEY, _x(), 10, block_size=100), "block_size"),
     (lambda: projection.project(KEY, _x(), 10, "srht", block_size=32), "block_size"),
     (lambda: projection.project(KEY, _x(), 10, block_size=0), "block_size"),
-    (lambda: projection.expand_and_sparsify(KEY, _x(), 10, 0), "k"),
-    (lambda: projection.expand_and_sparsify(KEY, _x(), 10, 11), "k"),
-    (lambda: projection.expand_and_sparsify(KEY, _x(), 10, 1.2), "k"),
-    (lambda: projection.expand_and_sparsify(KEY, jnp.ones(4), 10, 2), "x"),
+    (lambda: expansion.expand_and_sparsify(KEY, _x(), 10, 0), "k"),
+    (lambda: expansion.expand_and_sparsify(KEY, _x(), 10, 11), "k"),
+    (lambda: expansion.expand_and_sparsify(KEY, _x(), 10, 1.2), "k"),
+    (lambda: expansion.expand_and_sparsify(KEY, jnp.ones(4), 10, 2), "x"),
     (lambda: projection.gaussian(KEY, 0, 10), "d_in"),
     (lambda: projection.gaussian(KEY, 10, -1), "m"),
     (lambda: projection.fly(KEY, 10, 20, 11), "c"),
@@ -247,7 +247,7 @@ BAD = [
         "indices",
     ),
     (lambda: projection.apply_fly(_x(2, 10), jnp.ones((4, 2))), "indices"),
-    (lambda: projection.expand_and_sparsify(KEY, _x(), 10, 2, method="sort"), "method"),
+    (lambda: expansion.expand_and_sparsify(KEY, _x(), 10, 2, method="sort"), "method"),
 ]
 
 

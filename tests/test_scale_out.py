@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from esparse import execution, planning, train
+from esparse import engine, execution, planning
 from experiments import claims
 from experiments.runner import run_claim
 
@@ -185,13 +185,13 @@ def _big(key, x):
 def test_auto_chunk_fits_the_memory_budget_and_plan_compiles_without_running():
     keys = jax.random.split(jax.random.key(0), 64)
     x = jnp.ones((512, 64))
-    reference = train.vmap_seeds(_big, keys, x)
+    reference = engine.vmap_seeds(_big, keys, x)
     with execution.execution(chunk_size="auto", memory_bytes=16 * 2**20):
-        chunked = train.vmap_seeds(_big, keys, x)
+        chunked = engine.vmap_seeds(_big, keys, x)
     np.testing.assert_allclose(chunked, reference, rtol=1e-6)
     per_seed = planning.footprint(jax.jit(jax.vmap(_big, (0, None))), keys[:2], x).peak_bytes / 2
     with execution.execution(chunk_size="auto", memory_bytes=16 * 2**20, plan=True):
-        zeros = train.vmap_seeds(_big, keys, x)
+        zeros = engine.vmap_seeds(_big, keys, x)
         (call,) = execution.planned_calls()
     assert zeros.shape == (64,) and not zeros.any()
     assert 1 <= call["seeds_per_call"] < 64 and call["calls"] == -(-64 // call["seeds_per_call"])
@@ -200,7 +200,7 @@ def test_auto_chunk_fits_the_memory_budget_and_plan_compiles_without_running():
     assert call["flops"] >= 2 * 512 * 64 * 512 * 64  # the matmuls of all 64 seeds
     with pytest.raises(ValueError, match="too small for 1 seed"):
         with execution.execution(chunk_size="auto", memory_bytes=1000):
-            train.vmap_seeds(_big, keys, x)
+            engine.vmap_seeds(_big, keys, x)
 
 
 def test_plan_of_every_claim_reports_finite_memory(tmp_path):

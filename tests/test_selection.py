@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from esparse import projection, selection, sparsify
+from esparse import expansion, projection, selection, sparsify
 
 
 def reference_mask(x: np.ndarray, k: int) -> np.ndarray:
@@ -65,7 +65,7 @@ def test_expand_and_sparsify_methods_agree(method):
     x = jnp.asarray(np.round(np.random.default_rng(2).standard_normal((64, 12))), jnp.float32)
     key = jax.random.key(3)
     y = np.asarray(projection.project(key, x, 256))
-    out = projection.expand_and_sparsify(key, x, 256, 13, method=method)
+    out = expansion.expand_and_sparsify(key, x, 256, 13, method=method)
     np.testing.assert_array_equal(np.asarray(out), np.where(reference_mask(y, 13), y, 0.0))
 
 
@@ -75,7 +75,7 @@ def test_auto_lowers_to_the_search_on_cpu():
     top_k = jax.jit(lambda a: sparsify.kwta(a, 5, method="top_k")).lower(x).as_text()
     assert "top_k" not in auto and "stablehlo.while" in auto
     assert "top_k" in top_k and "stablehlo.while" not in top_k
-    es = jax.jit(lambda a: projection.expand_and_sparsify(jax.random.key(0), a, 256, 5))
+    es = jax.jit(lambda a: expansion.expand_and_sparsify(jax.random.key(0), a, 256, 5))
     assert "top_k" not in es.lower(jnp.ones((1024, 8))).as_text()
     assert selection.AUTO["cpu"] == "search"
 
@@ -91,5 +91,5 @@ def test_rows_with_nan_or_inf_are_poisoned(method):
     for fn in (sparsify.kwta, sparsify.kwta_binary, sparsify.kwta_st):
         out = np.asarray(fn(jnp.asarray(x), 4, method=method))
         assert np.all(np.isnan(out[bad])) and np.all(np.isfinite(out[~bad]))
-    out = np.asarray(projection.expand_and_sparsify(jax.random.key(0), x, 64, 4, method=method))
+    out = np.asarray(expansion.expand_and_sparsify(jax.random.key(0), x, 64, 4, method=method))
     assert np.all(np.isnan(out[bad])) and np.all(np.isfinite(out[~bad]))

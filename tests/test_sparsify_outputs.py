@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from esparse import codes, projection, sparsify
+from esparse import codes, expansion, sparsify
 
 RNG = np.random.default_rng(0)
 KEY = jax.random.key(0)
@@ -83,11 +83,9 @@ def test_mask_and_words_to_indices_match_flatnonzero():
 def test_expand_and_sparsify_outputs_agree(kind, kw, block):
     x = jax.random.normal(jax.random.key(1), (1024, 30))  # two fused row blocks
     args = (KEY, x, 300, 12, kind)
-    dense = projection.expand_and_sparsify(*args, block_size=block, **kw)
-    values, indices = projection.expand_and_sparsify(
-        *args, block_size=block, output="indices", **kw
-    )
-    packed = projection.expand_and_sparsify(*args, block_size=block, output="packed", **kw)
+    dense = expansion.expand_and_sparsify(*args, block_size=block, **kw)
+    values, indices = expansion.expand_and_sparsify(*args, block_size=block, output="indices", **kw)
+    packed = expansion.expand_and_sparsify(*args, block_size=block, output="packed", **kw)
     np.testing.assert_array_equal(np.asarray(codes.indices_to_dense(values, indices, 300)), dense)
     np.testing.assert_array_equal(np.asarray(codes.unpack_bits(packed, 300)), dense != 0)
 
@@ -99,7 +97,7 @@ def test_expand_and_sparsify_outputs_agree(kind, kw, block):
         (lambda: sparsify.kwta_indices(jnp.ones((2, 5)), 6), "k"),
         (lambda: sparsify.kwta_binary(jnp.ones((2, 5)), 6, packed=True), "k"),
         (
-            lambda: projection.expand_and_sparsify(KEY, jnp.ones((2, 3)), 10, 2, output="csr"),
+            lambda: expansion.expand_and_sparsify(KEY, jnp.ones((2, 3)), 10, 2, output="csr"),
             "output",
         ),
         (

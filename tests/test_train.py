@@ -1,4 +1,4 @@
-"""esparse.train: scan training loop, seed vmap, chunking, sharding, checkpoint and resume."""
+"""esparse.train and esparse.engine: the scan loop, seed vmap, chunks, sharding, checkpoints."""
 
 import os
 import subprocess
@@ -13,6 +13,7 @@ import optax
 import pytest
 
 from esparse import checkpoint as ckpt
+from esparse import engine
 from esparse import train as tr
 from esparse.data import Dataset
 
@@ -67,7 +68,7 @@ def _assert_close(a, b, exact=False):
 def reference():
     """The unchunked, unsharded, unsaved 4-seed run, and one single-seed train()."""
     return (
-        tr.train_seeds(KEYS, PARAMS, data, **SEEDS_KW),
+        engine.train_seeds(KEYS, PARAMS, data, **SEEDS_KW),
         tr.train(KEYS[1], _seed(PARAMS, 1), data, **KW),
     )
 
@@ -102,26 +103,26 @@ def test_train_seeds_equals_single_train_calls(reference):
     for i in (0, 3):
         _assert_close(_seed(many, i), tr.train(KEYS[i], _seed(PARAMS, i), data, **KW))
     # without segments the whole run is one program per chunk: the same result
-    _assert_close(tr.train_seeds(KEYS, PARAMS, data, **KW), many)
+    _assert_close(engine.train_seeds(KEYS, PARAMS, data, **KW), many)
 
 
 def test_chunked_and_sharded_equal_unchunked(reference):
     many, _ = reference
     # 12 seeds in chunks of 8 (the last one padded), each chunk sharded over the 8 devices
     keys12, params12 = jax.tree.map(lambda a: jnp.concatenate([a, a, a]), (KEYS, PARAMS))
-    result = tr.train_seeds(keys12, params12, data, shard=True, chunk_size=8, **SEEDS_KW)
+    result = engine.train_seeds(keys12, params12, data, shard=True, chunk_size=8, **SEEDS_KW)
     assert result.params["w1"].shape == (12, 4, 16)
-    chunk = tr.train_seeds(keys12[:8], _seed(params12, slice(8)), data, shard=True, **SEEDS_KW)
+    chunk = engine.train_seeds(keys12[:8], _seed(params12, slice(8)), data, shard=True, **SEEDS_KW)
     assert len(chunk.params["w1"].sharding.device_set) == 8 == len(jax.devices())
     assert chunk.params["w1"].sharding.spec == jax.sharding.PartitionSpec("seeds")
-    whole = tr.train_seeds(keys12, params12, data, chunk_size=8, **KW)
+    whole = engine.train_seeds(keys12, params12, data, chunk_size=8, **KW)
     for i in range(3):
         _assert_close(jax.tree.map(lambda a, i=i: a[4 * i : 4 * i + 4], result), many)
         _assert_close(jax.tree.map(lambda a, i=i: a[4 * i : 4 * i + 4], whole), many)
     with pytest.raises(ValueError, match="keys=4 .* divisible by the 8 devices"):
-        tr.train_seeds(KEYS, PARAMS, data, shard=True, **SEEDS_KW)
+        engine.train_seeds(KEYS, PARAMS, data, shard=True, **SEEDS_KW)
     with pytest.raises(ValueError, match="chunk_size=4 .* divisible"):
-        tr.train_seeds(keys12, params12, data, shard=True, chunk_size=4, **SEEDS_KW)
+        engine.train_seeds(keys12, params12, data, shard=True, chunk_size=4, **SEEDS_KW)
 
 
 def test_mask_keeps_weights_exactly_zero_with_per_seed_labels():
@@ -131,7 +132,7 @@ def test_mask_keeps_weights_exactly_zero_with_per_seed_labels():
         jnp.broadcast_to(data.x_train, (4, 64, 4)), labels,
         jnp.broadcast_to(data.x_test, (4, 32, 4)), jnp.broadcast_to(data.y_test, (4, 32)),
     )  # fmt: skip
-    result = tr.train_seeds(KEYS, PARAMS, per_seed, data_per_seed=True, mask=mask, **SEEDS_KW)
+    result = engine.train_seeds(KEYS, PARAMS, per_seed, data_per_seed=True, mask=mask, **SEEDS_KW)
     for p, m, p0 in zip(*(jax.tree.leaves(t) for t in (result.params, mask, PARAMS)), strict=True):
         assert np.all(np.asarray(p)[~np.asarray(m)] == 0.0)
         assert np.all(np.asarray(p)[np.asarray(m)] != np.asarray(p0)[np.asarray(m)])
@@ -204,8 +205,8 @@ def test_no_retrace_on_second_call():
     def norm(params, ds):
         return jnp.sum(params**2)
 
-    first = tr.train_seeds(KEYS, w, data, metrics={"sq": norm}, **small)
-    second = tr.train_seeds(KEYS, w, data, metrics={"sq": norm}, **small)
+    first = engine.train_seeds(KEYS, w, data, metrics={"sq": norm}, **small)
+    second = engine.train_seeds(KEYS, w, data, metrics={"sq": norm}, **small)
     _assert_close(first, second, exact=True)
     np.testing.assert_allclose(first.final["sq"], jnp.sum(first.params**2, (1, 2)), rtol=1e-6)
 
@@ -213,7 +214,7 @@ def test_no_retrace_on_second_call():
 _KILLED_RUN = _SETUP + textwrap.dedent(
     """
     import os, sys
-    from esparse import checkpoint, train
+    from esparse import checkpoint, engine
     save = checkpoint.save
 
     def save_then_die(*args, **kwargs):
@@ -221,7 +222,7 @@ _KILLED_RUN = _SETUP + textwrap.dedent(
         os._exit(17)  # killed right after the first checkpoint, no clean-up
 
     checkpoint.save = save_then_die
-    train.train_seeds(keys, params, data, checkpoint_dir=sys.argv[1], checkpoint_every=10,
+    engine.train_seeds(keys, params, data, checkpoint_dir=sys.argv[1], checkpoint_every=10,
                       **kwargs)
     """
 )
@@ -238,24 +239,24 @@ def test_killed_run_resumes_bit_identical(tmp_path, monkeypatch, reference):
     save = ckpt.save
     monkeypatch.setattr(ckpt, "save", lambda d, s, *a: (saved.append(s), save(d, s, *a)))
     args = SEEDS_KW
-    resumed = tr.train_seeds(KEYS, PARAMS, data, checkpoint_dir=killed, **args)
+    resumed = engine.train_seeds(KEYS, PARAMS, data, checkpoint_dir=killed, **args)
     assert saved == [20, 30, 40]  # resumed after step 10 (mid-epoch), did not start over
-    uninterrupted = tr.train_seeds(KEYS, PARAMS, data, checkpoint_dir=fresh, **args)
+    uninterrupted = engine.train_seeds(KEYS, PARAMS, data, checkpoint_dir=fresh, **args)
     _assert_close(resumed, uninterrupted, exact=True)
     _assert_close(resumed, reference[0], exact=True)
     saved.clear()  # a finished run returns from its last checkpoint without training
-    _assert_close(tr.train_seeds(KEYS, PARAMS, data, checkpoint_dir=fresh, **args),
+    _assert_close(engine.train_seeds(KEYS, PARAMS, data, checkpoint_dir=fresh, **args),
                   uninterrupted, exact=True)  # fmt: skip
     assert saved == []
 
     with pytest.raises(ValueError, match="checkpoint_dir .*another run"):
-        tr.train_seeds(KEYS, PARAMS, data, checkpoint_dir=fresh, **{**args, "batch_size": 8})
+        engine.train_seeds(KEYS, PARAMS, data, checkpoint_dir=fresh, **{**args, "batch_size": 8})
     for root, _, files in os.walk(os.path.join(fresh, "40", "state")):
         for name in files:
             with open(os.path.join(root, name), "wb") as f:
                 f.write(b"garbage")
     with pytest.raises(ValueError, match="checkpoint_dir .*corrupt"):
-        tr.train_seeds(KEYS, PARAMS, data, checkpoint_dir=fresh, **args)
+        engine.train_seeds(KEYS, PARAMS, data, checkpoint_dir=fresh, **args)
     assert ckpt.latest_step(fresh) == 40  # nothing was overwritten or added
 
 
@@ -267,13 +268,13 @@ def test_vmap_seeds_matches_loop_chunked_and_sharded():
     x, scales = data.x_test[:5], jnp.arange(8.0)
     want = [fn(keys[i], x, scales[i]) for i in range(8)]
     for kwargs in ({}, {"chunk_size": 3}, {"shard": True}):
-        got = tr.vmap_seeds(fn, keys, x, scales, in_axes=(None, 0), **kwargs)
+        got = engine.vmap_seeds(fn, keys, x, scales, in_axes=(None, 0), **kwargs)
         for i in range(8):
             _assert_close(_seed(got, i), want[i])
     with pytest.raises(ValueError, match="in_axes"):
-        tr.vmap_seeds(fn, keys, x, scales, in_axes=(None, 1))
+        engine.vmap_seeds(fn, keys, x, scales, in_axes=(None, 1))
     with pytest.raises(ValueError, match=r"args\[1\] .*leading seed axis of 8"):
-        tr.vmap_seeds(fn, keys, x, scales[:3], in_axes=(None, 0))
+        engine.vmap_seeds(fn, keys, x, scales[:3], in_axes=(None, 0))
 
 
 @pytest.mark.parametrize(
@@ -293,7 +294,7 @@ def test_vmap_seeds_matches_loop_chunked_and_sharded():
 )
 def test_bad_inputs_raise(change, match):
     with pytest.raises(ValueError, match=match):
-        tr.train_seeds(KEYS, PARAMS, data, **{**KW, **change})
+        engine.train_seeds(KEYS, PARAMS, data, **{**KW, **change})
 
 
 def test_bad_data_and_params_raise():
@@ -305,7 +306,7 @@ def test_bad_data_and_params_raise():
         tr.train(KEYS[0], _seed(PARAMS, 0), nan, check_finite=True, **KW)
     assert np.isnan(tr.train(KEYS[0], _seed(PARAMS, 0), nan, **KW).final["test_loss"])
     with pytest.raises(ValueError, match="params leaves must have a leading seed axis of 3"):
-        tr.train_seeds(KEYS[:3], PARAMS, data, **KW)
+        engine.train_seeds(KEYS[:3], PARAMS, data, **KW)
     with pytest.raises(ValueError, match="data must be an esparse.data.Dataset"):
         tr.train(KEYS[0], _seed(PARAMS, 0), tuple(data), **KW)
 
@@ -318,7 +319,7 @@ def test_mse_refuses_outputs_shaped_unlike_the_targets():
     with pytest.raises(ValueError, match=match):
         tr.train(KEYS[0], jnp.zeros((4, 1)), regression, **kw)
     with pytest.raises(ValueError, match=match):
-        tr.train_seeds(KEYS, jnp.zeros((4, 4, 1)), regression, **kw)
+        engine.train_seeds(KEYS, jnp.zeros((4, 4, 1)), regression, **kw)
     fine = tr.train(
         KEYS[0],
         jnp.zeros((4, 1)),

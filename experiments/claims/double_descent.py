@@ -6,7 +6,7 @@ Protocol (CLAIMS.md): MNIST-1D (standardised inputs), n training samples drawn p
 N on the log grid N = n * 10^(j/6), j = -6..6 (13 points, N = n included; CLAIMS.md's
 2026-12-02 clarification), plus extra points at 0.8n, 0.9n, 1.1n, 1.25n that are drawn in the
 figure and take no part in the criterion; minimum-norm least squares on one-hot targets
-(`features.min_norm_lstsq`). Squared and 0-1 test loss on the MNIST-1D test split, and the
+(`regression.min_norm_lstsq`). Squared and 0-1 test loss on the MNIST-1D test split, and the
 readout weight norm.
 Criterion (CLAIMS.md, line for line), on the 13-point grid only: the N of the peak median test
 squared loss and the N of the peak median weight norm both lie within [0.8n, 1.25n]; the median
@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from esparse import data, features, stats, train
+from esparse import data, engine, features, regression, stats
 from experiments.core import Claim, Evaluation, ProtocolChange, errorbar, save_figure, subplots
 
 
@@ -57,11 +57,11 @@ def _fit(key, ds: data.Dataset, n: int, n_features: int):
     rows = jax.random.choice(row_key, ds.x_train.shape[0], (n,), replace=False)
     x, labels = ds.x_train[rows], ds.y_train[rows]
     w, b = features.random_relu_weights(feat_key, x.shape[1], n_features)
-    weights = features.min_norm_lstsq(features.relu_features(x, w, b), data.one_hot(labels, 10))
+    weights = regression.min_norm_lstsq(features.relu_features(x, w, b), data.one_hot(labels, 10))
     pred = features.relu_features(ds.x_test, w, b) @ weights
     sq = jnp.mean(jnp.sum(jnp.square(pred - data.one_hot(ds.y_test, 10)), axis=1))
     zero_one = jnp.mean(jnp.argmax(pred, axis=1) != ds.y_test)
-    return sq, zero_one, features.weight_norm(weights)
+    return sq, zero_one, regression.weight_norm(weights)
 
 
 def run(keys, config: Config) -> dict:
@@ -69,7 +69,7 @@ def run(keys, config: Config) -> dict:
     out = {"test_squared_loss": [], "test_zero_one_loss": [], "weight_norm": []}
     for n_features in _grid(config)[0].tolist():
         fit = partial(_fit, n=config.n_train, n_features=n_features)
-        sq, zo, norm = train.vmap_seeds(fit, keys, ds)
+        sq, zo, norm = engine.vmap_seeds(fit, keys, ds)
         out["test_squared_loss"].append(np.asarray(sq))
         out["test_zero_one_loss"].append(np.asarray(zo))
         out["weight_norm"].append(np.asarray(norm))

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 import optax
 
-from esparse import data, nn, stats, train
+from esparse import data, engine, nn, stats
 from experiments.core import (
     Claim,
     Evaluation,
@@ -62,7 +62,7 @@ def run(keys, config: Config) -> dict:
     opt = optax.adam(config.learning_rate)
     out = {}
     for name, model in (("plain", plain), ("dropout", dropped)):
-        res = train.train_seeds(
+        res = engine.train_seeds(
             keys,
             params,
             ds,

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from esparse import data, projection, readout, sparsify, stats, train
+from esparse import data, engine, projection, readout, sparsify, stats
 from experiments.core import (
     Claim,
     Evaluation,
@@ -62,7 +62,7 @@ def _readout(key, phi, ds: data.Dataset):
 
 def _readouts(keys, phi, ds: data.Dataset):
     """`_readout` of every seed's features phi: (S, n_all, m)."""
-    return train.vmap_seeds(_readout, keys, phi, ds, in_axes=(0, None))
+    return engine.vmap_seeds(_readout, keys, phi, ds, in_axes=(0, None))
 
 
 def run(keys, config: Config) -> dict:
@@ -76,7 +76,7 @@ def run(keys, config: Config) -> dict:
         # features, then readouts, one vmapped call each (fusing both in one program stalled
         # XLA:CPU at 8 seeds); blocking per ratio bounds memory to one ratio's features
         expand = partial(_expansions, m=m, k=max(1, round(config.keep_fraction * m)))
-        phi_sparse, phi_dense = train.vmap_seeds(expand, proj_keys, x_all)
+        phi_sparse, phi_dense = engine.vmap_seeds(expand, proj_keys, x_all)
         acc, at_edge = (np.asarray(v) for v in _readouts(split_keys, phi_sparse, ds))
         sparse.append(acc)
         edge.append(at_edge)

@@ -11,8 +11,8 @@ learning-rate scaling). Seeds cover the particle initialisation and the Langevin
 - Control: the same dynamics from the same initialisation without the data term (noise + L2).
 - Frozen-first-layer features: w fixed at its initialisation, only the output layer fitted, as a
   ridge regression on relu(x w^T) (no intercept, like f) with lambda chosen on a validation
-  split (the last 20% of the train rows) from a log grid; the best such readout, so a fair
-  (strong) random-features baseline.
+  split (a random 20% of the train rows, drawn per seed) from a log grid; the best such
+  readout, so a fair (strong) random-features baseline.
 - Distances: MMD (Gaussian kernel, median-heuristic bandwidth) between particle clouds in
   standardised coordinates (a, sqrt(d) w). Between-seed distance: seed i is paired with seed
   i + S/2 (independent pairs), so those metrics have a leading axis of S/2 pairs. The
@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from esparse import data, features, meanfield, stats, train
+from esparse import data, engine, meanfield, regression, stats
 from experiments.core import (
     Claim,
     Evaluation,
@@ -84,20 +84,14 @@ def _standardised(params, d: int):
     return jnp.concatenate([params["a"][:, None], params["w"] * np.sqrt(d)], axis=1)
 
 
-def _frozen_test_loss(w0, ds: data.Dataset):
-    """Half test MSE of a ridge readout of relu(x w0^T), lambda chosen on a validation split."""
+def _frozen_test_loss(key, w0, ds: data.Dataset):
+    """Half test MSE of a ridge readout of relu(x w0^T), lambda chosen on a random 20%
+    validation split drawn from `key`."""
     phi = jax.nn.relu(ds.x_train @ w0.T)
     phi_test = jax.nn.relu(ds.x_test @ w0.T)
     scale = jnp.sqrt(jnp.mean(jnp.sum(jnp.square(phi), axis=1))) + 1e-12
     phi, phi_test = phi / scale, phi_test / scale
-    n_fit = int(0.8 * phi.shape[0])
-    sel = features.ridge_select(
-        phi[:n_fit],
-        ds.y_train[:n_fit],
-        phi[n_fit:],
-        ds.y_train[n_fit:],
-        jnp.asarray(LAMS, phi.dtype),
-    )
+    sel, _ = regression.ridge_holdout(key, phi, ds.y_train, jnp.asarray(LAMS, phi.dtype))
     return 0.5 * jnp.mean(jnp.square(phi_test @ sel.weights - ds.y_test)), sel.at_edge
 
 
@@ -115,7 +109,7 @@ def _one_seed(key, ds: data.Dataset, m: int, config: Config):
     control, _ = meanfield.noisy_gd(
         noise_key, params, ds.x_train, ds.y_train, data_term=False, **kwargs
     )
-    frozen_loss, at_edge = _frozen_test_loss(params["w"], ds)
+    frozen_loss, at_edge = _frozen_test_loss(jax.random.fold_in(key, 2), params["w"], ds)
     return {
         "learned": _standardised(learned, config.d),
         "control": _standardised(control, config.d),
@@ -143,7 +137,7 @@ def run(keys, config: Config) -> dict:
     per_width = []
     for m in config.widths:
         fn = lambda k, dset, m=m: _one_seed(k, dset, m, config)  # noqa: E731
-        out = train.vmap_seeds(fn, keys, ds)
+        out = engine.vmap_seeds(fn, keys, ds)
         between = _pair_distances(out["learned"], out["learned"])
         to_control = _pair_distances(out["learned"], out["control"])
         control_between = _pair_distances(out["control"], out["control"])

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from esparse import data, hashing, stats, train
+from esparse import data, engine, hashing, stats
 from experiments.core import Claim, Evaluation, errorbar, grid_intervals, save_figure, subplots
 
 
@@ -91,7 +91,7 @@ def run(keys, config: Config) -> dict:
                 n_queries=config.queries,
                 n_neighbors=n_neighbors,
             )
-            per_k.append(train.vmap_seeds(maps, keys, x))
+            per_k.append(engine.vmap_seeds(maps, keys, x))
         for method in ("fly", "lsh", "lsh_info"):
             metrics[f"{name}_{method}_map"] = np.stack([np.asarray(p[method]) for p in per_k], 1)
     return metrics

@@ -4,7 +4,7 @@ mutual information between successive layers makes training faster and more accu
 Protocol (CLAIMS.md; the paper body was not available, so this protocol is a reconstruction):
 MNIST-1D (4000 train / 1000 test), depth-6 MLP of width 128 (40-128x6-10), plain vs residual
 (identity skips between the equal-width hidden layers; same parameter count), trained with Adam
-by `esparse.train.train_seeds` (seeds: initialisation and minibatch order; both nets of a seed
+by `esparse.engine.train_seeds` (seeds: initialisation and minibatch order; both nets of a seed
 share the same init key). Every `log_every` steps (and at initialisation) the mean over the 5
 successive hidden-layer pairs of I(h_l; h_l+1) is estimated on the 1000 held-out test inputs:
 each layer's activations are reduced to their top `pca_components` standardised principal
@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from esparse import data, info, nn, stats, train
+from esparse import data, engine, info, nn, stats
 from experiments.core import (
     Claim,
     Evaluation,
@@ -114,14 +114,14 @@ def run(keys, config: Config) -> dict:
     for variant in VARIANTS:
         model, optimizer, metrics = _pieces(variant == "residual", config)
         params = jax.vmap(model.init)(keys)
-        init_mi = train.vmap_seeds(
+        init_mi = engine.vmap_seeds(
             lambda _, p, d, f=metrics: (f["mi_ksg"](p, d), f["mi_gauss"](p, d)),
             keys,
             params,
             ds,
             in_axes=(0, None),
         )
-        result = train.train_seeds(
+        result = engine.train_seeds(
             keys,
             params,
             ds,

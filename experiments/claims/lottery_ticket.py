@@ -21,7 +21,7 @@ import jax
 import numpy as np
 import optax
 
-from esparse import data, lottery, masks, nn, stats, train
+from esparse import data, engine, lottery, masks, nn, stats, train
 from experiments.core import (
     Claim,
     Evaluation,
@@ -101,7 +101,7 @@ def run(keys, config: Config) -> dict:
     ds = data.mnist1d(num_samples=config.num_samples)
     model = nn.mlp((ds.x_train.shape[1], config.width, config.width, 10))
     fn = partial(_one_seed, model=model, config=config)
-    out = train.vmap_seeds(fn, keys, ds)
+    out = engine.vmap_seeds(fn, keys, ds)
     return {name: np.asarray(value) for name, value in out.items()}
 
 

@@ -21,7 +21,7 @@ import jax
 import numpy as np
 import optax
 
-from esparse import data, nn, stats, train
+from esparse import data, engine, nn, stats
 from experiments.core import (
     Claim,
     Evaluation,
@@ -62,7 +62,7 @@ def run(keys, config: Config) -> dict:
     model = nn.mlp((ds.x_train.shape[1], config.width, config.width, 10))
     params = jax.vmap(model.init)(keys)
     label_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
-    random_ds = train.vmap_seeds(_random_dataset, label_keys, ds)
+    random_ds = engine.vmap_seeds(_random_dataset, label_keys, ds)
     kwargs = dict(
         apply_fn=model.apply,
         optimizer=optax.adam(config.learning_rate),
@@ -70,8 +70,8 @@ def run(keys, config: Config) -> dict:
         batch_size=config.batch_size,
         log_every=config.log_every,
     )
-    true = train.train_seeds(keys, params, ds, **kwargs)
-    rand = train.train_seeds(keys, params, random_ds, data_per_seed=True, **kwargs)
+    true = engine.train_seeds(keys, params, ds, **kwargs)
+    rand = engine.train_seeds(keys, params, random_ds, data_per_seed=True, **kwargs)
     out = {"log_steps": np.asarray(true.log_steps)}
     for name, res in (("true", true), ("random", rand)):
         for metric in ("train_accuracy", "test_accuracy"):

@@ -5,7 +5,7 @@ Protocol (CLAIMS.md): MNIST-1D (standardised inputs). One random ReLU hidden lay
 1/d), b ~ N(0, 1), `esparse.features.random_relu_features`), width in {64, 256, 1024, 4096},
 frozen; ridge readout with lambda chosen on a validation split (`readout.ridge_classifier`).
 Baseline: the same ridge readout of the raw input. Comparison: an MLP 40-h-10 fully trained
-with Adam (`esparse.train.train_seeds`); h = `mlp_width` (256 at quick scale to fit the CPU
+with Adam (`esparse.engine.train_seeds`); h = `mlp_width` (256 at quick scale to fit the CPU
 budget, the widest random width at full scale).
 Criterion (CLAIMS.md, line for line): Spearman rho(width, mean accuracy) >= 0.9, and the widest
 random net beats the raw linear readout, paired 95% CI above 0; inconclusive where more than 10%
@@ -22,7 +22,7 @@ import jax
 import numpy as np
 import optax
 
-from esparse import data, features, nn, readout, stats, train
+from esparse import data, engine, features, nn, readout, stats
 from experiments.core import (
     Claim,
     Evaluation,
@@ -77,13 +77,13 @@ def run(keys, config: Config) -> dict:
     ds = data.standardize(data.mnist1d(num_samples=config.num_samples))
     acc, edge = [], []
     for width in config.widths:
-        a, e = train.vmap_seeds(partial(_random_net_accuracy, width=width), keys, ds)
+        a, e = engine.vmap_seeds(partial(_random_net_accuracy, width=width), keys, ds)
         acc.append(np.asarray(a))
         edge.append(np.asarray(e))
-    raw = train.vmap_seeds(_raw_accuracy, keys, ds)
+    raw = engine.vmap_seeds(_raw_accuracy, keys, ds)
     model = nn.mlp((ds.x_train.shape[1], config.mlp_width, 10))
     init_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
-    result = train.train_seeds(
+    result = engine.train_seeds(
         keys,
         jax.vmap(model.init)(init_keys),
         ds,

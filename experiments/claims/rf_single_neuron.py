@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from esparse import data, features, nn, stats, train
+from esparse import data, engine, features, nn, regression, stats
 from experiments.core import (
     Claim,
     Evaluation,
@@ -96,14 +96,9 @@ def _rf(key, ds: data.Dataset, n_features: int):
     x_te, y_te = ds.x_test.astype(jnp.float64), ds.y_test.astype(jnp.float64)
     w, b = features.random_relu_weights(f_key, x_tr.shape[1], n_features, dtype=jnp.float64)
     phi, phi_te = features.relu_features(x_tr, w, b), features.relu_features(x_te, w, b)
-    order = jax.random.permutation(s_key, x_tr.shape[0])
-    n_val = x_tr.shape[0] // 5
-    fit, val = order[n_val:], order[:n_val]
-    sel = features.ridge_select(
-        phi[fit], y_tr[fit], phi[val], y_tr[val], jnp.asarray(_LAMS, jnp.float64)
-    )
+    sel, _ = regression.ridge_holdout(s_key, phi, y_tr, jnp.asarray(_LAMS, jnp.float64))
     mse = jnp.mean(jnp.square(phi_te @ sel.weights - y_te)) / jnp.var(y_te)
-    return mse, features.weight_norm(sel.weights), sel.at_edge
+    return mse, regression.weight_norm(sel.weights), sel.at_edge
 
 
 def _neuron_apply(params, x, key=None, train=False):
@@ -118,7 +113,7 @@ def _trained(
     keys, params, datasets: data.Dataset, apply_fn, config: Config, lr: float, batch_size: int
 ):
     """Adam with a cosine-decayed rate, one run per seed: (train_loss, test_loss)."""
-    result = train.train_seeds(
+    result = engine.train_seeds(
         keys,
         params,
         datasets,
@@ -138,11 +133,11 @@ def _one_setting(keys, config: Config, d: int, bias: float, large_norm: bool) ->
     make = partial(
         _dataset, d=d, n_train=config.n_train, n_test=config.n_test, bias=bias, weight_norm=norm
     )
-    datasets = train.vmap_seeds(make, keys)
+    datasets = engine.vmap_seeds(make, keys)
     with jax.enable_x64(True):
         rf = partial(_rf, n_features=config.n_features)
         rf_mse, rf_norm, rf_edge = (
-            np.asarray(v) for v in train.vmap_seeds(rf, keys, datasets, in_axes=(0,))
+            np.asarray(v) for v in engine.vmap_seeds(rf, keys, datasets, in_axes=(0,))
         )
     variance = np.asarray(jnp.var(datasets.y_test, axis=1))
     targets = datasets._replace(

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 import optax
 
-from esparse import data, nn, optim, stats, train
+from esparse import data, engine, nn, optim, stats
 from experiments.core import (
     Claim,
     Evaluation,
@@ -60,7 +60,7 @@ def run(keys, config: Config) -> dict:
         )
         params = jax.vmap(model.init)(keys)
         one = jax.tree.map(lambda x: x[0], params)
-        res = train.train_seeds(
+        res = engine.train_seeds(
             keys,
             params,
             ds,

@@ -1,0 +1,447 @@
+"""The seed engine: S seeds of a computation as one jitted `jax.vmap`, chunked, sharded, resumable.
+
+`train_seeds` runs `esparse.train.train` for S keys at once (one compiled program per chunk
+of seeds), optionally in chunks of seeds, with the seed axis sharded over devices, and in
+checkpointed segments that a restarted run resumes from. `vmap_seeds` does the same (chunks,
+sharding) for any pure `fn(key, *args)`. Arguments left at None take the settings of the
+enclosing `esparse.execution.execution` block (chunk size or "auto" from memory, devices,
+checkpoints, plan mode), which is how the CLI reaches every claim.
+
+Multi-host (GPU clusters, TPU pods): call `jax.distributed.initialize()` on every process
+first, then call `train_seeds(..., shard=True)` / `vmap_seeds(..., shard=True)` on every
+process with identical arguments. The "seeds" mesh spans `jax.devices()` (all processes'
+devices), each process places only its own shards (`jax.make_array_from_callback`), and the
+outputs are gathered to every process as numpy arrays
+(`jax.experimental.multihost_utils.process_allgather`); `checkpoint_dir` must be storage
+shared by all processes (orbax coordinates the writes). tests/test_scale_out.py runs two
+processes on one machine over gloo.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from tqdm.auto import tqdm
+
+from esparse import _checks, execution, planning
+from esparse import checkpoint as ckpt
+from esparse import train as loop
+from esparse.data import Dataset
+
+__all__ = ["clear_caches", "train_seeds", "vmap_seeds"]
+
+PyTree = Any
+
+
+# ----------------------------------------------------------------------------- seeds
+
+
+def _seed_mesh(n_seeds: int, argument: str, n_devices: int) -> Mesh:
+    devices = jax.devices()[:n_devices]
+    if n_seeds % len(devices):
+        raise ValueError(
+            f"{argument}={n_seeds} seeds per call must be divisible by the {len(devices)} "
+            "devices of the mesh when sharding (choose a multiple, or chunk_size a multiple)"
+        )
+    return Mesh(np.array(devices), ("seeds",))
+
+
+def _shardings(mesh: Mesh | None) -> tuple[Any, Any]:
+    if mesh is None:
+        return None, None
+    return NamedSharding(mesh, PartitionSpec("seeds")), NamedSharding(mesh, PartitionSpec())
+
+
+def _put(tree: PyTree, sharding: Any) -> PyTree:
+    """`tree` placed with `sharding`. A mesh spanning other processes takes every process's
+    identical host value and keeps the shards local to this one (PRNG keys via their data)."""
+    if sharding is None:
+        return tree
+    if sharding.is_fully_addressable:
+        return jax.device_put(tree, sharding)
+
+    def place(x):
+        if jnp.issubdtype(jnp.result_type(x), jax.dtypes.prng_key):
+            impl = jax.random.key_impl(x)
+            return jax.random.wrap_key_data(place(jax.random.key_data(x)), impl=impl)
+        host = np.asarray(x)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    return jax.tree.map(place, tree)
+
+
+def _n_seeds(keys: jax.Array) -> int:
+    if jnp.ndim(keys) < 1 or jnp.shape(keys)[0] < 1:
+        raise ValueError(f"keys must be a non-empty (S,) array of PRNG keys, got {keys!r:.80}")
+    return jnp.shape(keys)[0]
+
+
+def _check_seed_axis(name: str, tree: PyTree, n_seeds: int) -> None:
+    for leaf in jax.tree.leaves(tree):
+        if jnp.ndim(leaf) == 0 or jnp.shape(leaf)[0] != n_seeds:
+            raise ValueError(
+                f"{name} leaves must have a leading seed axis of {n_seeds} (len(keys)), "
+                f"got shape {jnp.shape(leaf)}"
+            )
+
+
+def _chunks_and_mesh(
+    n_seeds: int, chunk_size: int | None, shard: bool | None
+) -> tuple[int, list[int], Mesh | None]:
+    """Seeds per call, each chunk's first seed, and the device mesh when sharding.
+
+    None for chunk_size or shard takes the setting of the enclosing `execution` block.
+    """
+    settings = execution.current()
+    chunk_size = settings.chunk_size if chunk_size is None else chunk_size
+    if shard is None:
+        n_devices = settings.devices
+    else:
+        n_devices = jax.device_count() if shard else None
+    if chunk_size == "auto":  # planned from memory by `_planned_size`; start from all seeds
+        multiple = n_devices or 1
+        size = -(-n_seeds // multiple) * multiple
+        mesh = None if n_devices is None else _seed_mesh(size, "keys", n_devices)
+        return size, list(range(0, n_seeds, size)), mesh
+    if chunk_size is not None:
+        chunk_size = _checks.positive_int("chunk_size", chunk_size)
+    size = n_seeds if chunk_size is None else min(chunk_size, n_seeds)
+    mesh = None
+    if n_devices is not None:
+        mesh = _seed_mesh(size, "chunk_size" if chunk_size is not None else "keys", n_devices)
+    return size, list(range(0, n_seeds, size)), mesh
+
+
+def _planned_size(
+    size: int, n_seeds: int, mesh: Mesh | None, measure: Callable[[int], planning.Footprint]
+) -> int:
+    """Seeds per call: under chunk_size="auto", the most whose compiled program fits the
+    execution block's memory budget (a multiple of the device count); else `size`."""
+    settings = execution.current()
+    if settings.chunk_size != "auto":
+        return size
+    budget = settings.memory_bytes or planning.default_memory_bytes()
+    return planning.chunk_for_memory(measure, n_seeds, budget, 1 if mesh is None else mesh.size)
+
+
+def _record_plan(kind: str, fn: Any, n_seeds: int, size: int, peak: int, flops: float, shapes):
+    """Record one planned engine call and return zeros shaped like its output for S seeds."""
+    execution.record_planned_call(
+        {
+            "call": f"{kind}({getattr(fn, '__qualname__', None) or type(fn).__name__})",
+            "seeds": n_seeds,
+            "seeds_per_call": size,
+            "calls": -(-n_seeds // size),
+            "peak_bytes_per_call": peak,
+            "flops": flops,
+        }
+    )
+    return jax.tree.map(lambda s: np.zeros((n_seeds, *s.shape[1:]), s.dtype), shapes)
+
+
+def _gathered(tree: PyTree, mesh: Mesh | None) -> PyTree:
+    """Outputs on a mesh that spans other processes, gathered to every process (numpy)."""
+    if mesh is None or all(d.process_index == jax.process_index() for d in mesh.devices.flat):
+        return tree
+    from jax.experimental import multihost_utils
+
+    return multihost_utils.process_allgather(tree, tiled=True)
+
+
+def _take(tree: PyTree, start: int, size: int, n_seeds: int) -> PyTree:
+    """Rows start:start+size of every leaf's seed axis, the last row repeated past n_seeds."""
+    if start == 0 and size == n_seeds:  # one chunk: no gather (each is an op to compile)
+        return tree
+    rows = np.minimum(np.arange(start, start + size), n_seeds - 1)
+    return jax.tree.map(lambda x: x[rows], tree)
+
+
+def _concat(parts: list[PyTree], n_seeds: int) -> PyTree:
+    if len(parts) == 1 and jax.tree.leaves(parts[0])[0].shape[0] == n_seeds:
+        return parts[0]
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs)[:n_seeds], *parts)
+
+
+@functools.lru_cache(maxsize=64)
+def _seed_program(
+    kind: str, cfg: loop.TrainConfig, length: int, data_axis: int | None, mesh: Mesh | None
+):
+    """A jitted, seed-vmapped `init_state`, `run_steps` (`length` steps), `train_result` or
+    `train_with` ("whole": all three in one program), cached."""
+    seeds, _ = _shardings(mesh)
+    if kind == "init":
+        fn = jax.vmap(functools.partial(loop.init_state, cfg), in_axes=(0, 0, data_axis, 0))
+        return jax.jit(fn, out_shardings=seeds)
+    if kind == "segment":
+        fn = jax.vmap(
+            functools.partial(loop.run_steps, cfg, length), in_axes=(0, 0, data_axis, 0, None)
+        )
+        return jax.jit(fn, out_shardings=seeds, donate_argnums=0)
+    if kind == "whole":  # init, every step and result in one program: one compilation
+        fn = jax.vmap(functools.partial(loop.train_with, cfg), in_axes=(0, 0, data_axis, 0))
+        return jax.jit(fn, out_shardings=seeds)
+    return jax.jit(jax.vmap(functools.partial(loop.train_result, cfg)), out_shardings=seeds)
+
+
+def _run_fingerprint(
+    cfg: loop.TrainConfig, segment: int, chunk: int, keys, params, data, mask
+) -> str:
+    def shapes(tree: PyTree) -> list:
+        return [(tuple(jnp.shape(x)), str(jnp.result_type(x))) for x in jax.tree.leaves(tree)]
+
+    typed = jnp.issubdtype(keys.dtype, jax.dtypes.prng_key)
+    key_data = np.asarray(jax.random.key_data(keys) if typed else keys)
+    opt_shapes = jax.eval_shape(jax.vmap(cfg.optimizer.init), params)
+    name = getattr(cfg.loss, "__qualname__", cfg.loss)
+    return ckpt.fingerprint(
+        {
+            "steps": cfg.steps,
+            "batch_size": cfg.batch_size,
+            "loss": name,
+            "log_every": cfg.log_every,
+            "sampling": cfg.sampling,
+            "metrics": [(n, getattr(f, "__qualname__", repr(f))) for n, f in cfg.metrics],
+            "apply_fn": getattr(cfg.apply_fn, "__qualname__", repr(cfg.apply_fn)),
+            "checkpoint_every": segment,
+            "chunk_size": chunk,
+            "keys": key_data.tobytes().hex(),
+            "params": shapes(params),
+            "opt_state": [str(jax.tree.structure(opt_shapes)), shapes(opt_shapes)],
+            "data": shapes(data),
+            "mask": shapes(mask),
+        }
+    )
+
+
+def train_seeds(
+    keys: jax.Array,
+    params: PyTree,
+    data: Dataset,
+    *,
+    data_per_seed: bool = False,
+    chunk_size: int | None = None,
+    shard: bool | None = None,
+    checkpoint_dir: str | None = None,
+    checkpoint_every: int | None = None,
+    progress: bool = False,
+    check_finite: bool = False,
+    **train_kwargs: Any,
+) -> loop.TrainResult:
+    """`train` for S seeds at once: `jax.vmap` over the leading seed axis, one jitted call.
+
+    keys: (S,) PRNG keys. params: pytree with leaves (S, ...) (e.g. `jax.vmap(init)(keys)`).
+    train_kwargs["mask"], if given, has leaves (S, ...) too. data: one shared `Dataset`, or with
+    data_per_seed=True one with leaves (S, n, ...) (e.g. per-seed random labels).
+    chunk_size: run the seeds in chunks of this many, one after another (the last chunk is
+    padded by repeating its last seed, so all chunks share one compiled program); results
+    equal the unchunked run. shard: place the seed axis across `jax.devices()` on a mesh with
+    a "seeds" axis, NamedSharding(PartitionSpec("seeds")); the seeds per call (chunk_size, or
+    S) must be divisible by the device count, else ValueError (no silent padding).
+    checkpoint_dir, checkpoint_every: run the scan in segments of checkpoint_every steps and
+    save the state (params, optimizer state, epoch permutation, history so far; the step is
+    the checkpoint's number) after each with orbax. Called again with the same arguments, a
+    killed run resumes from its last checkpoint and ends bit-identical to an uninterrupted
+    run; a finished run returns at once. A directory holding another run's checkpoints
+    (fingerprint of static arguments, function names, shapes and the keys' values; values
+    closed over by functions, like a learning rate, are not covered, so give each
+    configuration its own directory) or a corrupt checkpoint raises ValueError.
+    checkpoint_every without a directory only segments the run (for the progress bar and so
+    that Ctrl-C is seen between segments: a segmented run waits for each segment).
+    chunk_size, shard, checkpoint_dir and checkpoint_every left at None take the settings of
+    the enclosing `esparse.execution.execution` block (its devices give the mesh; each call
+    checkpoints under its own sub-directory of the block's checkpoint_dir).
+    progress: a tqdm bar over steps (times chunks), updated per chunk and segment; shown only
+    on a terminal. Unsharded and without checkpoints or segments, each chunk runs as one
+    compiled program (initialisation, scan over steps and result together).
+    check_finite as `train`. Returns a `TrainResult` whose every leaf has a leading seed axis S.
+    """
+    cfg, mask = loop.prepare(
+        params,
+        data,
+        mask=train_kwargs.pop("mask", None),
+        seed_axis=True,
+        data_per_seed=data_per_seed,
+        check_finite=check_finite,
+        **train_kwargs,
+    )
+    n_seeds = _n_seeds(keys)
+    _check_seed_axis("params", params, n_seeds)
+    if data_per_seed:
+        _check_seed_axis("data", data, n_seeds)
+    size, starts, mesh = _chunks_and_mesh(n_seeds, chunk_size, shard)
+    if checkpoint_every is None and checkpoint_dir is None:
+        checkpoint_every = execution.current().checkpoint_every
+        checkpoint_dir = execution.next_checkpoint_dir()
+    segment = cfg.steps
+    if checkpoint_every is not None:
+        segment = min(_checks.positive_int("checkpoint_every", checkpoint_every), cfg.steps)
+    elif checkpoint_dir is not None:
+        raise ValueError("checkpoint_every must be given with checkpoint_dir")
+
+    data_axis = 0 if data_per_seed else None
+
+    def first(c: int) -> tuple:  # the first c seeds' inputs (padded), to compile for c seeds
+        k, p, m = (_take(x, 0, c, n_seeds) for x in (keys, params, mask))
+        return k, p, _take(data, 0, c, n_seeds) if data_per_seed else data, m
+
+    def whole_program():
+        return _seed_program("whole", cfg, cfg.steps, data_axis, mesh)
+
+    size = _planned_size(
+        size, n_seeds, mesh, lambda c: planning.footprint(whole_program(), *first(c))
+    )
+    starts = list(range(0, n_seeds, size))
+    if execution.current().plan:
+        chunk = first(size)
+        state = jax.eval_shape(_seed_program("init", cfg, 0, data_axis, mesh), *chunk)
+        step = _seed_program("segment", cfg, 1, data_axis, mesh)
+        start_step = jax.ShapeDtypeStruct((), jnp.int32)
+        per_step = planning.footprint(step, state, chunk[0], chunk[2], chunk[3], start_step)
+        return _record_plan(
+            "train_seeds",
+            cfg.apply_fn,
+            n_seeds,
+            size,
+            planning.footprint(whole_program(), *chunk).peak_bytes,
+            per_step.flops * cfg.steps * -(-n_seeds // size),
+            jax.eval_shape(whole_program(), *chunk),
+        )
+
+    seeds_sh, shared_sh = _shardings(mesh)
+    data_sh = seeds_sh if data_per_seed else shared_sh
+    inputs = []
+    for start in starts:
+        args = [_take(x, start, size, n_seeds) for x in (keys, params, mask)]
+        chunk_keys, chunk_params, chunk_mask = (_put(x, seeds_sh) for x in args)
+        chunk_data = _put(_take(data, start, size, n_seeds) if data_per_seed else data, data_sh)
+        inputs.append((chunk_keys, chunk_params, chunk_data, chunk_mask))
+    quiet = not progress or not sys.stderr.isatty()
+    if mesh is None and segment == cfg.steps and checkpoint_dir is None:
+        # one program per chunk; not when sharded: XLA's partitioner then inserts an
+        # all-to-all that can deadlock simulated CPU devices outnumbering the cores
+        whole = _seed_program("whole", cfg, cfg.steps, data_axis, mesh)
+        results = []
+        with tqdm(total=cfg.steps * len(starts), disable=quiet, desc="train_seeds") as bar:
+            for chunk in inputs:
+                results.append(whole(*chunk))
+                bar.update(cfg.steps)
+        return _gathered(_concat(results, n_seeds), mesh)
+
+    init = _seed_program("init", cfg, 0, data_axis, mesh)
+    chunks = [[init(*c), c[0], c[2], c[3]] for c in inputs]  # state, keys, data, mask
+
+    done = 0
+    if checkpoint_dir is not None:
+        fp = _run_fingerprint(cfg, segment, size, keys, params, data, mask)
+        last = ckpt.latest_step(checkpoint_dir)
+        if last is not None:
+            theirs = ckpt.load_metadata(checkpoint_dir, last).get("fingerprint")
+            if theirs != fp:
+                raise ValueError(
+                    f"checkpoint_dir {checkpoint_dir!r} holds checkpoints of another run "
+                    f"(fingerprint {theirs!r}, this run {fp!r})"
+                )
+            states = ckpt.restore(checkpoint_dir, last, like=[c[0] for c in chunks])
+            for c, state in zip(chunks, states, strict=True):
+                c[0] = state
+            done = last
+
+    with tqdm(
+        total=cfg.steps * len(chunks), initial=done * len(chunks), disable=quiet, desc="train_seeds"
+    ) as bar:
+        while done < cfg.steps:
+            length = min(segment, cfg.steps - done)
+            run = _seed_program("segment", cfg, length, data_axis, mesh)
+            start = _put(jnp.int32(done), shared_sh)
+            for c in chunks:
+                c[0] = run(c[0], c[1], c[2], c[3], start)
+                bar.update(length)
+            done += length
+            jax.block_until_ready([c[0] for c in chunks])  # a segment ends here: Ctrl-C works
+            if checkpoint_dir is not None:
+                meta = {"fingerprint": fp, "step": done, "steps": cfg.steps}
+                ckpt.save(checkpoint_dir, done, [c[0] for c in chunks], meta)
+            if execution.stop_requested() and done < cfg.steps:
+                raise KeyboardInterrupt(f"stopped at step {done} of {cfg.steps}")
+
+    result = _seed_program("result", cfg, 0, data_axis, mesh)
+    return _gathered(_concat([result(c[0]) for c in chunks], n_seeds), mesh)
+
+
+@functools.lru_cache(maxsize=64)
+def _vmap_program(fn: Callable, in_axes: tuple[int | None, ...], mesh: Mesh | None):
+    seeds, _ = _shardings(mesh)
+    return jax.jit(jax.vmap(fn, in_axes=(0, *in_axes)), out_shardings=seeds)
+
+
+def vmap_seeds(
+    fn: Callable[..., PyTree],
+    keys: jax.Array,
+    *args: Any,
+    chunk_size: int | None = None,
+    shard: bool | None = None,
+    in_axes: tuple[int | None, ...] | None = None,
+) -> PyTree:
+    """fn(key, *args) for every key, as one jitted `jax.vmap` (per chunk of seeds).
+
+    keys: (S,) PRNG keys. args: pytrees. in_axes: one entry per arg, 0 when every leaf of it
+    has a leading seed axis of S, None when it is shared by all seeds; default all None.
+    chunk_size and shard as in `train_seeds` (last chunk padded; seeds per call divisible by
+    the device count; None takes the enclosing `execution` block's setting). `fn` is static:
+    pass the same function object to reuse the compiled program. Returns fn's output pytree
+    with a leading seed axis S.
+    """
+    if not callable(fn):
+        raise ValueError(f"fn must be callable, got {fn!r}")
+    n_seeds = _n_seeds(keys)
+    in_axes = (None,) * len(args) if in_axes is None else tuple(in_axes)
+    if len(in_axes) != len(args) or any(a not in (0, None) for a in in_axes):
+        raise ValueError(
+            f"in_axes must hold 0 or None for each of the {len(args)} args, got {in_axes!r}"
+        )
+    for i, (arg, axis) in enumerate(zip(args, in_axes, strict=True)):
+        if axis == 0:
+            _check_seed_axis(f"args[{i}]", arg, n_seeds)
+    size, starts, mesh = _chunks_and_mesh(n_seeds, chunk_size, shard)
+    program = _vmap_program(fn, in_axes, mesh)
+
+    def first(c: int) -> list:  # keys and args of the first c seeds (padded)
+        chunk = [
+            _take(a, 0, c, n_seeds) if ax == 0 else a for a, ax in zip(args, in_axes, strict=True)
+        ]
+        return [_take(keys, 0, c, n_seeds), *chunk]
+
+    size = _planned_size(size, n_seeds, mesh, lambda c: planning.footprint(program, *first(c)))
+    starts = list(range(0, n_seeds, size))
+    if execution.current().plan:
+        fp = planning.footprint(program, *first(size))
+        calls = -(-n_seeds // size)
+        shapes = jax.eval_shape(program, *first(size))
+        return _record_plan(
+            "vmap_seeds", fn, n_seeds, size, fp.peak_bytes, fp.flops * calls, shapes
+        )
+    seeds_sh, shared_sh = _shardings(mesh)
+    outputs = []
+    for start in starts:
+        chunk_args = [
+            _put(_take(arg, start, size, n_seeds), seeds_sh) if axis == 0 else _put(arg, shared_sh)
+            for arg, axis in zip(args, in_axes, strict=True)
+        ]
+        outputs.append(program(_put(_take(keys, start, size, n_seeds), seeds_sh), *chunk_args))
+    return _gathered(_concat(outputs, n_seeds), mesh)
+
+
+def clear_caches() -> None:
+    """Drop the engine's compiled seed programs and JAX's compilation caches
+    (`jax.clear_caches`), freeing their host memory: between independent workloads, such as
+    the claims of one CLI run."""
+    _seed_program.cache_clear()
+    _vmap_program.cache_clear()
+    jax.clear_caches()
