@@ -10,8 +10,8 @@ Groups of the curated API:
 - kernels: random projections, k-winners-take-all, FlyHash and packed binary codes;
 - masks: pruning, lottery tickets, supermasks, dropout, optax transforms for masked training;
 - models: small Flax models as pure (init, apply) pairs;
-- engine: `esparse.train.train` one model; `train_seeds` / `vmap_seeds` over a seed axis
-  (chunked, sharded);
+- engine: `esparse.train.train` one model; `train_seeds` / `vmap_seeds` (`esparse.engine`)
+  over a seed axis (chunked, sharded, checkpointed);
 - analysis: random-feature regression, readouts, mean-field nets, mutual information.
 """
 
@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 # Name -> submodule that defines it. One table, so a moved function is moved here once
 # (tests/test_public_api.py checks that every name resolves and is documented).
 _KERNELS = {
-    "expand_and_sparsify": "projection",
+    "expand_and_sparsify": "expansion",
     "project": "projection",
     "gaussian": "projection",
     "sparse_sign": "projection",
@@ -69,18 +69,18 @@ _MODELS = {
 }
 # `train` (one model) stays `esparse.train.train`: the name is the engine's module.
 _ENGINE = {
-    "train_seeds": "train",
-    "vmap_seeds": "train",
+    "train_seeds": "engine",
+    "vmap_seeds": "engine",
     "TrainResult": "train",
     "Dataset": "data",
 }
 _ANALYSIS = {
     "random_relu_features": "features",
     "random_fourier_features": "features",
-    "ridge": "features",
-    "ridge_path": "features",
-    "ridge_select": "features",
-    "min_norm_lstsq": "features",
+    "ridge": "regression",
+    "ridge_path": "regression",
+    "ridge_select": "regression",
+    "min_norm_lstsq": "regression",
     "ridge_classifier": "readout",
     "noisy_gd": "meanfield",
     "mmd": "meanfield",
@@ -95,10 +95,13 @@ _SUBMODULES = (
     "checkpoint",
     "codes",
     "data",
+    "engine",
     "execution",
+    "expansion",
     "features",
     "hashing",
     "info",
+    "io",
     "lottery",
     "masks",
     "meanfield",
@@ -108,6 +111,7 @@ _SUBMODULES = (
     "projection",
     "pruning",
     "readout",
+    "regression",
     "selection",
     "sparsify",
     "stats",
@@ -200,10 +204,13 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         checkpoint,
         codes,
         data,
+        engine,
         execution,
+        expansion,
         features,
         hashing,
         info,
+        io,
         lottery,
         masks,
         meanfield,
@@ -213,6 +220,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         projection,
         pruning,
         readout,
+        regression,
         selection,
         sparsify,
         stats,
@@ -221,14 +229,9 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     )
     from esparse.codes import pack_bits, unpack_bits
     from esparse.data import Dataset
-    from esparse.features import (
-        min_norm_lstsq,
-        random_fourier_features,
-        random_relu_features,
-        ridge,
-        ridge_path,
-        ridge_select,
-    )
+    from esparse.engine import train_seeds, vmap_seeds
+    from esparse.expansion import expand_and_sparsify
+    from esparse.features import random_fourier_features, random_relu_features
     from esparse.hashing import flyhash, hamming_knn
     from esparse.info import mutual_information, pca_scores
     from esparse.lottery import ImpResult, imp, random_mask_control, reinit_control
@@ -249,7 +252,6 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         SRHTParams,
         apply_fly,
         apply_srht,
-        expand_and_sparsify,
         fly,
         gaussian,
         project,
@@ -258,6 +260,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     )
     from esparse.pruning import magnitude_prune, random_mask
     from esparse.readout import ridge_classifier
+    from esparse.regression import min_norm_lstsq, ridge, ridge_path, ridge_select
     from esparse.sparsify import (
         kwta,
         kwta_binary,
@@ -267,4 +270,4 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         kwta_st,
     )
     from esparse.supermasks import edge_popup_mask
-    from esparse.train import TrainResult, train_seeds, vmap_seeds
+    from esparse.train import TrainResult
