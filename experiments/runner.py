@@ -78,8 +78,11 @@ def matmul_precision() -> dict:
     }
 
 
-def environment() -> dict:
-    """Versions, backend and devices, and the git commit when available."""
+def environment(*, host: bool = False) -> dict:
+    """Versions, backend and devices, and the git commit when available.
+
+    host=True adds what the benchmarks record about the machine and the libraries this
+    process has loaded (`_host`); a claim's record has only the keys above."""
 
     def git(*args: str) -> str | None:
         try:
@@ -97,7 +100,7 @@ def environment() -> dict:
     dirty = git("status", "--porcelain", "--untracked-files=no", "--", "esparse", "experiments")
     import jaxlib
 
-    return {
+    env = {
         "jax": jax.__version__,
         "jaxlib": jaxlib.__version__,
         "backend": jax.default_backend(),
@@ -109,6 +112,31 @@ def environment() -> dict:
         "git_dirty": None if dirty is None else bool(dirty),
         "matmul_precision": matmul_precision(),
     }
+    return {**env, **_host()} if host else env
+
+
+def _host() -> dict:
+    """CPU count, the first device's platform, numpy's version and the BLAS libraries loaded
+    in this process (threadpoolctl), torch's version if this process has imported torch (the
+    benchmarks do, as a peer; None otherwise: this never imports it)."""
+    torch = sys.modules.get("torch")
+    host = {
+        "cpus": os.cpu_count(),
+        "platform": jax.devices()[0].platform,
+        "numpy": np.__version__,
+        "torch": None if torch is None else torch.__version__,
+    }
+    try:
+        from threadpoolctl import threadpool_info
+
+        host["numpy_blas"] = [
+            {k: i.get(k) for k in ("internal_api", "version", "num_threads", "architecture")}
+            for i in threadpool_info()
+            if i.get("user_api") == "blas"
+        ]
+    except ImportError:
+        host["numpy_blas"] = "threadpoolctl not installed"
+    return host
 
 
 def _jsonable(value):

@@ -2,7 +2,8 @@
 
 import json
 
-from experiments import bench, bench_device
+from experiments.bench import device
+from experiments.bench.__main__ import main
 
 TINY = {
     "matmul": 256,
@@ -16,9 +17,9 @@ TINY = {
 
 
 def test_device_check_writes_its_json(tmp_path, monkeypatch):
-    monkeypatch.setitem(bench_device.SIZES, "small", TINY)
+    monkeypatch.setitem(device.SIZES, "small", TINY)
     out = tmp_path / "device.json"
-    assert bench.main(["device", "--small", "--claims", "double-descent", "--out", str(out)]) == 0
+    assert main(["device", "--small", "--claims", "double-descent", "--out", str(out)]) == 0
     record = json.loads(out.read_text())
     assert record["size"] == "small" and record["device"]["backend"] == "cpu"
     assert record["matmul"]["highest"]["tflops"] > 0
@@ -34,4 +35,4 @@ def test_device_check_writes_its_json(tmp_path, monkeypatch):
     assert claim["claim"] == "double-descent" and claim["scale"] == "smoke"
     assert claim["verdict"] in {"reproduced", "not reproduced", "inconclusive"}
     assert claim["cpu_quick_verdict"] == "reproduced"
-    assert set(bench_device.CPU_QUICK) >= {"es-expansion", "layer-mi", "dropout"}
+    assert set(device.CPU_QUICK) >= {"es-expansion", "layer-mi", "dropout"}

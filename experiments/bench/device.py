@@ -11,7 +11,7 @@ Run once on a GPU or TPU machine (--full, the default there; under 8 minutes) an
 - kwta: every selection method (esparse.selection) vs `lax.top_k` alone, and whether all
   methods gave identical outputs on this backend;
 - expand_and_sparsify: gaussian E&S per method, as a multiple of its matmul alone;
-- seeds: vmapped `train_seeds` vs a Python loop at each S (experiments.bench.seeds);
+- seeds: vmapped `train_seeds` vs a Python loop at each S (experiments.bench.training.seeds);
 - claims: each claim at quick scale (smoke with --small), time and verdict next to the CPU
   quick verdict of BUILD_NOTES.md; claims are run shortest first, and one is skipped when the
   time budget cannot fit it.
@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -33,8 +31,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+import esparse
 from esparse import projection, selection, sparsify
-from experiments import bench
+from experiments.bench.harness import timed
+from experiments.bench.results import recorded_environment, write_record
+from experiments.bench.training import seeds
 
 # Quick-scale verdicts and wall times (s) on the 2-core CPU (BUILD_NOTES.md, 2026-11-23).
 CPU_QUICK = {
@@ -73,20 +74,22 @@ SIZES = {
 }
 
 
-def device_info() -> dict:
-    import jaxlib
+# Names in the device record -> keys of experiments.runner.environment(host=True).
+DEVICE_ENVIRONMENT = {
+    "backend": "backend",
+    "device_kind": "devices",
+    "device_count": "device_count",
+    "platform": "platform",
+    "jax": "jax",
+    "jaxlib": "jaxlib",
+    "machine": "machine",
+    "cpus": "cpus",
+}
 
-    dev = jax.devices()[0]
-    return {
-        "backend": jax.default_backend(),
-        "device_kind": dev.device_kind,
-        "device_count": jax.device_count(),
-        "platform": dev.platform,
-        "jax": jax.__version__,
-        "jaxlib": jaxlib.__version__,
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-    }
+
+def device_info() -> dict:
+    """Backend, device kind and count, platform, versions, machine and CPU count."""
+    return recorded_environment(DEVICE_ENVIRONMENT)
 
 
 def matmul_ceiling(n: int) -> dict:
@@ -95,7 +98,7 @@ def matmul_ceiling(n: int) -> dict:
     out = {"n": n}
     for name, precision in (("default", None), ("highest", lax.Precision.HIGHEST)):
         mm = jax.jit(lambda u, p=precision: jnp.matmul(u, u, precision=p))
-        ms = bench.timed(lambda mm=mm: mm(a))
+        ms = timed(lambda mm=mm: mm(a))
         out[name] = {"ms": ms, "tflops": 2 * n**3 / (ms * 1e9)}
     return out
 
@@ -104,10 +107,10 @@ def kwta_methods(rows: int, n: int, k: int) -> dict:
     """kwta (values) with each method vs lax.top_k alone on Gaussian rows."""
     x = jax.random.normal(jax.random.key(1), (rows, n))
     top_k = jax.jit(lambda v: lax.top_k(v, k)[0])
-    out = {"shape": [rows, n], "k": k, "lax.top_k ms": bench.timed(lambda: top_k(x))}
+    out = {"shape": [rows, n], "k": k, "lax.top_k ms": timed(lambda: top_k(x))}
     results = {}
     for method in selection.METHODS:
-        out[f"{method} ms"] = bench.timed(lambda m=method: sparsify.kwta(x, k, method=m))
+        out[f"{method} ms"] = timed(lambda m=method: sparsify.kwta(x, k, method=m))
         results[method] = np.asarray(sparsify.kwta(x, k, method=method))
     first = results[selection.METHODS[0]]
     out["identical"] = all(np.array_equal(first, r) for r in results.values())
@@ -125,9 +128,9 @@ def es_fraction(batch: int, d_in: int, m: int, k: int) -> dict:
     x = jax.random.normal(jax.random.key(3), (batch, d_in))
     w = projection.gaussian(key, d_in, m)
     matmul = jax.jit(lambda a, b: a @ b)
-    out = {"shape": [batch, d_in, m], "k": k, "matmul ms": bench.timed(lambda: matmul(x, w))}
+    out = {"shape": [batch, d_in, m], "k": k, "matmul ms": timed(lambda: matmul(x, w))}
     for method in selection.METHODS:
-        ms = bench.timed(lambda m_=method: projection.expand_and_sparsify(key, x, m, k, method=m_))
+        ms = timed(lambda m_=method: esparse.expand_and_sparsify(key, x, m, k, method=m_))
         out[f"{method} ms"] = ms
         out[f"{method} / matmul"] = ms / out["matmul ms"]
     return out
@@ -160,14 +163,6 @@ def run_claims(ids: list[str], scale: str, deadline: float, out_dir: Path) -> li
     return rows
 
 
-def _write(path: Path, record: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(record, fh, indent=1)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.bench device", description=__doc__)
     size = parser.add_mutually_exclusive_group()
@@ -191,21 +186,19 @@ def main(argv: list[str] | None = None) -> int:
         ("expand_and_sparsify", lambda: es_fraction(*sizes["es"])),
         (
             "seeds",
-            lambda: bench.seeds(
-                tuple(args.seed_counts or sizes["seed_counts"]), sizes["seed_steps"]
-            ),
+            lambda: seeds(tuple(args.seed_counts or sizes["seed_counts"]), sizes["seed_steps"]),
         ),
     )
     for name, run in sections:
         section_start = time.perf_counter()
         record[name] = run()
         print(f"{name}: {time.perf_counter() - section_start:.1f} s", flush=True)
-        _write(path, record)
+        write_record(path, record, indent=1)
     ids = list(CPU_QUICK) if args.claims is None else [c for c in args.claims if c != "none"]
     with tempfile.TemporaryDirectory() as tmp:
         record["claims"] = run_claims(ids, sizes["scale"], deadline, Path(tmp))
     record["total_s"] = round(time.perf_counter() - start, 1)
-    _write(path, record)
+    write_record(path, record, indent=1)
     print(json.dumps({k: record[k] for k in ("device", "kwta", "claims", "total_s")}, indent=1))
     print(f"wrote {path}")
     return 0
