@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from esparse import execution, stats
+from esparse import engine, execution, stats
 from experiments.core import PAPERS, Claim
 
 RESULT_VERSION = 1
@@ -210,8 +210,11 @@ def plan_claim(
     with execution.execution(
         chunk_size=chunk_size, devices=devices, memory_bytes=memory_bytes, plan=True
     ):
-        claim.run(keys, config)
-        calls = execution.planned_calls()
+        try:
+            claim.run(keys, config)
+            calls = execution.planned_calls()
+        finally:
+            engine.clear_caches()  # a claim's compiled programs are not needed by the next
     return {
         "claim": claim.id,
         "scale": scale,
@@ -269,7 +272,10 @@ def run_claim(
         checkpoint_every=checkpoint_every,
         memory_bytes=memory_bytes,
     ):
-        metrics = {name: np.asarray(value) for name, value in claim.run(keys, config).items()}
+        try:
+            metrics = {name: np.asarray(v) for name, v in claim.run(keys, config).items()}
+        finally:
+            engine.clear_caches()
     wall = time.perf_counter() - start
     evaluation = claim.evaluate(metrics, config)
     verdict = stats.decide(evaluation.checks, config.seeds)

@@ -165,7 +165,8 @@ def kernels() -> list[dict]:
     # fly: gather-and-sum vs the dense Gaussian projection of the same shape
     idx = projection.fly(key, D_IN, M, FAN_IN)
     idxn = np.array(idx)
-    fly_apply = jax.jit(projection._fly_apply)  # the gather-sum without apply_fly's index check
+    # the gather-sum without apply_fly's index check
+    fly_apply = jax.jit(projection.Projection.of(x, M, "fly", c=FAN_IN).apply)
     fly_ms, dense_ms = timed_pair(lambda: fly_apply(x, idx), lambda: matmul(x, w))
     rows.append(
         row(
