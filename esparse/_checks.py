@@ -24,6 +24,7 @@ from __future__ import annotations
 import numbers
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -200,3 +201,26 @@ def pruning_scope(scope: str, fraction_name: str, fraction) -> None:
         jax.tree_util.tree_structure(fraction)
     ):
         raise ValueError(f"{fraction_name} must be one scalar with scope='global', got a pytree")
+
+
+def labels(name: str, y, n_classes: int) -> None:
+    """Int class labels in [0, n_classes). Checked when `y` is on the host (a numpy array,
+    list or number); a jax array's values are not read (no sync): callers poison their
+    results on the device instead (`labels_ok`)."""
+    host = host_value(y)
+    if host is None:
+        return
+    if host.dtype.kind not in "iu":
+        raise ValueError(f"{name} must hold integer labels, got dtype {host.dtype}")
+    bad = (host < 0) | (host >= n_classes)
+    if np.any(bad):
+        raise ValueError(
+            f"{name} must hold labels in [0, {n_classes}), got {host[bad].ravel()[0].item()!r} "
+            f"({int(np.count_nonzero(bad))} outside)"
+        )
+
+
+def labels_ok(y, n_classes: int):
+    """On the device, no sync: () bool, True when every label of `y` lies in [0, n_classes)."""
+    y = jnp.asarray(y)
+    return jnp.all((y >= 0) & (y < n_classes))

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import os
-import tempfile
+import warnings
 import zipfile
+import zlib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -22,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from esparse import _checks
+from esparse.io import atomic_write
 
 __all__ = [
     "DATASETS",
@@ -61,17 +64,34 @@ def cache_dir() -> Path:
     return Path(os.environ.get("ESPARSE_CACHE", Path.home() / ".cache" / "esparse"))
 
 
-def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+_MNIST1D_ARRAYS = ("x", "y", "x_test", "y_test")
+_MNIST1D_CLASSES = 10
+# what np.load and reading an array of a damaged .npz raise
+_NPZ_ERRORS = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error)
+
+
+def _read_mnist1d_cache(path: Path) -> tuple[np.ndarray, ...] | None:
+    """The cached arrays (x, y, x_test, y_test), or None when the file is missing or is not a
+    valid cache (unreadable, an array missing, bad shapes or dtypes, labels outside [0, 10),
+    NaN or inf inputs)."""
+    if not path.exists():
+        return None
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        with np.load(path, allow_pickle=False) as f:
+            x, y, x_test, y_test = (np.asarray(f[name]) for name in _MNIST1D_ARRAYS)
+    except _NPZ_ERRORS:
+        return None
+    for xs, ys in ((x, y), (x_test, y_test)):
+        if (
+            xs.ndim != 2
+            or ys.shape != xs.shape[:1]
+            or xs.dtype.kind != "f"
+            or ys.dtype.kind not in "iu"
+            or not np.all(np.isfinite(xs))
+            or (ys.size and (ys.min() < 0 or ys.max() >= _MNIST1D_CLASSES))
+        ):
+            return None
+    return x, y, x_test, y_test
 
 
 def mnist1d(num_samples: int = 5000, train_split: float = 0.8, seed: int = 42) -> Dataset:
@@ -79,23 +99,31 @@ def mnist1d(num_samples: int = 5000, train_split: float = 0.8, seed: int = 42) -
 
     Defaults give the standard 4000 train / 1000 test split of length-40 signals, 10 classes.
     The package's own loader downloads a pickle; this calls its generator instead (no network)
-    and caches the arrays as .npz under `cache_dir()`.
+    and caches the arrays as .npz under `cache_dir()`, written atomically. A cache file that
+    does not read back as valid arrays (a damaged zip or deflate stream, a missing array, bad
+    shapes, labels outside [0, 10), NaN inputs) is deleted and regenerated, with a warning.
     """
     _checks.positive_int("num_samples", num_samples)
     _checks.float_in_range("train_split", train_split, 0.0, 1.0, low_open=True, high_open=True)
     args = {"num_samples": int(num_samples), "train_split": float(train_split), "seed": int(seed)}
     digest = hashlib.sha256(json.dumps(args, sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir() / f"mnist1d_{digest}.npz"
-    if not path.exists():
+    arrays = _read_mnist1d_cache(path)
+    if arrays is None:
+        if path.exists():
+            warnings.warn(f"mnist1d cache {str(path)!r} is corrupt: rebuilding it", stacklevel=2)
+            path.unlink(missing_ok=True)
         from mnist1d.data import get_dataset_args, make_dataset
 
         gen_args = get_dataset_args()
         for name, value in args.items():
             setattr(gen_args, name, value)
         raw = make_dataset(gen_args)
-        _atomic_savez(path, x=raw["x"], y=raw["y"], x_test=raw["x_test"], y_test=raw["y_test"])
-    with np.load(path, allow_pickle=False) as f:
-        return _as_dataset(f["x"], f["y"], f["x_test"], f["y_test"])
+        arrays = tuple(np.asarray(raw[name]) for name in _MNIST1D_ARRAYS)
+        buffer = io.BytesIO()
+        np.savez(buffer, **dict(zip(_MNIST1D_ARRAYS, arrays, strict=True)))
+        atomic_write(path, buffer.getvalue())
+    return _as_dataset(*arrays, n_classes=_MNIST1D_CLASSES)
 
 
 def digits(test_fraction: float = 0.2, seed: int = 0) -> Dataset:
@@ -109,7 +137,7 @@ def digits(test_fraction: float = 0.2, seed: int = 0) -> Dataset:
     order = np.random.default_rng(seed).permutation(len(y))
     n_test = int(round(test_fraction * len(y)))
     test, train = order[:n_test], order[n_test:]
-    return _as_dataset(x[train], y[train], x[test], y[test])
+    return _as_dataset(x[train], y[train], x[test], y[test], n_classes=10)
 
 
 def load(name: str, **kwargs: object) -> Dataset:
@@ -118,11 +146,14 @@ def load(name: str, **kwargs: object) -> Dataset:
     return {"mnist1d": mnist1d, "digits": digits}[name](**kwargs)
 
 
-def _as_dataset(x_train, y_train, x_test, y_test) -> Dataset:
+def _as_dataset(x_train, y_train, x_test, y_test, *, n_classes: int) -> Dataset:
     """Host arrays as a Dataset on the device, their values checked once, here (where data
-    enters from the host, so the kernels that use it need not read it back)."""
+    enters from the host, so the kernels that use it need not read it back): finite inputs,
+    int labels in [0, n_classes)."""
     for name, x in (("x_train", x_train), ("x_test", x_test)):
         _checks.finite(name, np.asarray(x))
+    for name, y in (("y_train", y_train), ("y_test", y_test)):
+        _checks.labels(name, np.asarray(y), n_classes)
     return Dataset(
         jnp.asarray(x_train, jnp.float32),
         jnp.asarray(y_train, jnp.int32),
@@ -239,7 +270,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     try:
         with opener(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as err:
+    except (OSError, EOFError, zlib.error) as err:  # zlib.error: a damaged deflate stream
         raise ValueError(f"path {str(path)!r} could not be read as IDX: {err}") from err
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise ValueError(f"path {str(path)!r} has a bad IDX magic number {raw[:4].hex()!r}")
@@ -260,15 +291,17 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
 
 
-def _mnist_arrays(images: np.ndarray, labels: np.ndarray, what: str) -> tuple:
+def _mnist_arrays(
+    images: np.ndarray, labels: np.ndarray, names: tuple[str, str], n_classes: int
+) -> tuple:
+    """names: the arguments (or arrays) the images and labels came from, for the errors."""
     if images.ndim not in (2, 3):
-        raise ValueError(f"{what} images must be (n, 28, 28) or (n, 784), got {images.shape}")
+        raise ValueError(f"{names[0]} images must be (n, 28, 28) or (n, 784), got {images.shape}")
     if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
         raise ValueError(
-            f"{what} labels must be (n,) with n = {images.shape[0]}, got {labels.shape}"
+            f"{names[1]} labels must be (n,) with n = {images.shape[0]}, got {labels.shape}"
         )
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"{what} labels must be integers, got dtype {labels.dtype}")
+    _checks.labels(names[1], labels, n_classes)
     x = images.reshape(images.shape[0], -1).astype(np.float32)
     if np.issubdtype(images.dtype, np.integer):
         x /= 255.0
@@ -280,27 +313,33 @@ def load_mnist(
     train_labels: str | os.PathLike,
     test_images: str | os.PathLike,
     test_labels: str | os.PathLike,
+    *,
+    n_classes: int = 10,
 ) -> Dataset:
     """A user's MNIST-style IDX files (gzipped or not) as a Dataset, images flattened to
-    (n, 784) in [0, 1]. Nothing is downloaded or unpickled."""
-    x_tr, y_tr = _mnist_arrays(read_idx(train_images), read_idx(train_labels), "train")
-    x_te, y_te = _mnist_arrays(read_idx(test_images), read_idx(test_labels), "test")
-    return _as_dataset(x_tr, y_tr, x_te, y_te)
+    (n, 784) in [0, 1], labels checked to lie in [0, n_classes). Nothing is downloaded or
+    unpickled. A file that cannot be read or parsed is a ValueError naming its path."""
+    n_classes = _checks.positive_int("n_classes", n_classes)
+    names = ("train_images", "train_labels"), ("test_images", "test_labels")
+    x_tr, y_tr = _mnist_arrays(read_idx(train_images), read_idx(train_labels), names[0], n_classes)
+    x_te, y_te = _mnist_arrays(read_idx(test_images), read_idx(test_labels), names[1], n_classes)
+    return _as_dataset(x_tr, y_tr, x_te, y_te, n_classes=n_classes)
 
 
-def load_mnist_npz(path: str | os.PathLike) -> Dataset:
+def load_mnist_npz(path: str | os.PathLike, *, n_classes: int = 10) -> Dataset:
     """A user's MNIST .npz with arrays x_train, y_train, x_test, y_test (the Keras layout),
-    read with allow_pickle=False."""
+    read with allow_pickle=False; labels checked to lie in [0, n_classes)."""
+    n_classes = _checks.positive_int("n_classes", n_classes)
     try:
         with np.load(path, allow_pickle=False) as f:
             files = set(getattr(f, "files", ()))
             names = ("x_train", "y_train", "x_test", "y_test")
             arrays = {name: f[name] for name in names if name in files}
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:
+    except _NPZ_ERRORS as err:
         raise ValueError(f"path {str(path)!r} is not a readable .npz: {err}") from err
     missing = sorted(set(names) - set(arrays))
     if missing:
         raise ValueError(f"path {str(path)!r} lacks arrays {missing}")
-    x_tr, y_tr = _mnist_arrays(arrays["x_train"], arrays["y_train"], "train")
-    x_te, y_te = _mnist_arrays(arrays["x_test"], arrays["y_test"], "test")
-    return _as_dataset(x_tr, y_tr, x_te, y_te)
+    x_tr, y_tr = _mnist_arrays(arrays["x_train"], arrays["y_train"], names[:2], n_classes)
+    x_te, y_te = _mnist_arrays(arrays["x_test"], arrays["y_test"], names[2:], n_classes)
+    return _as_dataset(x_tr, y_tr, x_te, y_te, n_classes=n_classes)
