@@ -39,13 +39,41 @@ _BIG = np.int32(np.iinfo(np.int32).max)
 _SUB = 32  # codes per sub-block of hamming_knn's extraction tournament
 
 
-def flyhash(key: jax.Array, x: jax.Array, m: int, k: int, c: int) -> jax.Array:
+def _check_points(name: str, x) -> None:
+    """x: (n, d) floating, d >= 1."""
+    _checks.ndim(name, x, 2)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise ValueError(f"{name} must be a floating-point array, got dtype {x.dtype}")
+    if x.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one column, got shape {x.shape}")
+
+
+def _check_index(name: str, idx, shape: tuple[int, ...], high: int) -> None:
+    """Integer indices of `shape`; on the host also in [0, high) (device values not read)."""
+    if getattr(idx, "shape", None) != shape or not jnp.issubdtype(idx.dtype, jnp.integer):
+        raise ValueError(
+            f"{name} must be int indices of shape {shape}, got "
+            f"{getattr(idx, 'dtype', type(idx).__name__)} {getattr(idx, 'shape', '')}"
+        )
+    host = _checks.host_value(idx)
+    if host is not None and host.size and (host.min() < 0 or host.max() >= high):
+        bad = host[(host < 0) | (host >= high)].ravel()[0].item()
+        raise ValueError(f"{name} must hold indices in [0, {high}), got {bad!r}")
+
+
+def flyhash(key: jax.Array, x: jax.Array, m: int, k: int | float, c: int) -> jax.Array:
     """FlyHash codes: m binary units each summing c distinct random inputs, top k set to 1.
 
-    x: (n, d) -> packed (n, ceil(m / 32)) uint32, exactly k bits set per row (Dasgupta et al.
-    2017). The units are `projection.fly(key, d, m, c)` applied by gather-and-sum; the winners
-    are `sparsify.kwta_mask` (ties go to the lower unit index), packed by `pack_bits`.
+    x: (n, d) float -> packed (n, ceil(m / 32)) uint32, exactly k bits set per row (Dasgupta
+    et al. 2017). k: int in [1, m] (or a fraction in (0, 1] of m, as `sparsify.kwta_mask`);
+    c: int in [1, d]. The units are `projection.fly(key, d, m, c)` applied by
+    gather-and-sum; the winners are `sparsify.kwta_mask` (ties go to the lower unit index),
+    packed by `pack_bits`.
     """
+    _check_points("x", x)
+    m = _checks.positive_int("m", m)
+    k = _checks.resolve_count("k", k, m)
+    c = _checks.int_in_range("c", c, 1, x.shape[1])
     indices = projection.fly(key, x.shape[1], m, c)
     return pack_bits(sparsify.kwta_mask(projection.apply_fly(x, indices), k))
 
@@ -53,8 +81,10 @@ def flyhash(key: jax.Array, x: jax.Array, m: int, k: int, c: int) -> jax.Array:
 def lsh(key: jax.Array, x: jax.Array, bits: int) -> jax.Array:
     """Sign-random-projection LSH: bit j = (x @ G)[:, j] > 0 with G ~ N(0, 1) (d, bits).
 
-    x: (n, d) -> packed (n, ceil(bits / 32)) uint32.
+    x: (n, d) float -> packed (n, ceil(bits / 32)) uint32; bits: a positive int.
     """
+    _check_points("x", x)
+    bits = _checks.positive_int("bits", bits)
     g = jax.random.normal(key, (x.shape[1], bits), x.dtype)
     return pack_bits(jnp.matmul(x, g, precision=lax.Precision.HIGHEST) > 0)
 
@@ -172,7 +202,18 @@ def true_neighbors(
     query row, nearest first.
 
     exclude: optional (q,) db index per query (the query itself) never counted as a neighbour.
+    n_neighbors: int in [1, n_db] (in [1, n_db - 1] with exclude).
     """
+    _check_points("x_query", x_query)
+    _check_points("x_db", x_db)
+    if x_query.shape[1] != x_db.shape[1]:
+        raise ValueError(
+            f"x_query must have {x_db.shape[1]} columns like x_db, got shape {x_query.shape}"
+        )
+    n_db = x_db.shape[0] - (exclude is not None)
+    n_neighbors = _checks.int_in_range("n_neighbors", n_neighbors, 1, n_db)
+    if exclude is not None:
+        _check_index("exclude", exclude, (x_query.shape[0],), x_db.shape[0])
     cross = jnp.matmul(x_query, x_db.T, precision=lax.Precision.HIGHEST)
     d2 = jnp.sum(x_query**2, 1)[:, None] - 2 * cross + jnp.sum(x_db**2, 1)[None, :]
     if exclude is not None:
@@ -205,12 +246,12 @@ def mean_average_precision(
     which is O(q r n) comparisons (r << n); Hamming distances are small integers, so ties
     are common and the tie-break matters.
     """
+    _checks.ndim("distances", distances, 2)
     q, n = distances.shape
     _checks.ndim("relevant", relevant, 2)
-    if relevant.shape[0] != q or not jnp.issubdtype(relevant.dtype, jnp.integer):
-        raise ValueError(
-            f"relevant must be (q={q}, r) int indices, got {relevant.dtype} {relevant.shape}"
-        )
+    _check_index("relevant", relevant, (q, relevant.shape[1]), n)
+    if exclude is not None:
+        _check_index("exclude", exclude, (q,), n)
     u = jax.random.uniform(key, (q, n))
     out = jnp.full((q,), n, jnp.int32) if exclude is None else exclude.astype(jnp.int32)
     return _map(distances, u, relevant.astype(jnp.int32), out)
