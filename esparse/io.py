@@ -10,26 +10,33 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["atomic_write"]
 
 
-def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
+def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[str], None]) -> None:
     """Write `data` to `path` atomically: to a temporary file in the same directory, then
-    `os.replace` onto path (no fsync). str is encoded as UTF-8. The directory is created if
-    missing; on any error the temporary file is removed and path is left as it was.
+    `os.replace` onto path (no fsync). str is encoded as UTF-8; a callable is called with the
+    temporary file's path and writes it itself (a figure's savefig, a JSON dump). The
+    directory is created if missing; on any error the temporary file is removed and path is
+    left as it was.
     """
     if isinstance(data, str):
         data = data.encode("utf-8")
-    elif not isinstance(data, bytes | bytearray | memoryview):
-        raise ValueError(f"data must be bytes or str, got {type(data).__name__}")
+    elif not (callable(data) or isinstance(data, bytes | bytearray | memoryview)):
+        raise ValueError(f"data must be bytes, str or a callable, got {type(data).__name__}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        if callable(data):
+            os.close(fd)
+            data(tmp)
+        else:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

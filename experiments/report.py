@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from experiments.runner import load_record, write_atomic
+from esparse import io
+from experiments.runner import load_record
 
 RECONSTRUCTION_NOTE = (
     "The bodies of the Fang-Dong-Zhang and Hodas-Stinis papers were not available: the "
@@ -108,5 +109,5 @@ def write_report(out_dir: str | Path, claim_order: list[str]) -> Path:
     else:
         lines.append("No results yet.")
     path = out / "REPORT.md"
-    write_atomic(path, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
+    io.atomic_write(path, "\n".join(lines) + "\n")
     return path

@@ -12,7 +12,6 @@ import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from esparse import engine, execution, stats
+from esparse import engine, execution, io, stats
 from experiments.core import PAPERS, Claim
 
 RESULT_VERSION = 1
@@ -153,26 +152,12 @@ def _jsonable(value):
     return value
 
 
-def write_atomic(path: Path, write) -> None:
-    """Call write(tmp_path) then rename tmp_path to path, so path is never half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_json(path: Path, record: dict) -> None:
     def write(tmp):
         with open(tmp, "w") as f:
             json.dump(_jsonable(record), f, indent=1)
 
-    write_atomic(path, write)
+    io.atomic_write(path, write)
 
 
 def load_record(path: Path) -> dict | None:
@@ -211,7 +196,8 @@ def plan_claim(
         chunk_size=chunk_size, devices=devices, memory_bytes=memory_bytes, plan=True
     ):
         try:
-            claim.run(keys, config)
+            with np.errstate(all="ignore"):  # the claim's own code runs on planned zeros
+                claim.run(keys, config)
             calls = execution.planned_calls()
         finally:
             engine.clear_caches()  # a claim's compiled programs are not needed by the next
@@ -318,7 +304,7 @@ def run_claim(
         "figure": png_path.name,
     }
     if jax.process_index() == 0:
-        write_atomic(png_path, lambda tmp: claim.plot(metrics, config, tmp))
+        io.atomic_write(png_path, lambda tmp: claim.plot(metrics, config, tmp))
         write_json(json_path, record)
         if ckpt_dir is not None:
             shutil.rmtree(ckpt_dir, ignore_errors=True)

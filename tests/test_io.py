@@ -31,6 +31,21 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypat
 
 
 def test_rejects_data_that_is_not_bytes_or_str(tmp_path):
-    with pytest.raises(ValueError, match="data must be bytes or str, got list"):
+    with pytest.raises(ValueError, match="data must be bytes, str or a callable, got list"):
         io.atomic_write(tmp_path / "x", [1, 2])
     assert not (tmp_path / "x").exists()
+
+
+def test_a_callable_writes_the_temp_file_and_an_interrupted_one_leaves_nothing(tmp_path):
+    path = tmp_path / "fig.png"
+    io.atomic_write(path, lambda tmp: open(tmp, "wb").write(b"png"))
+    assert path.read_bytes() == b"png"
+
+    def interrupted(tmp):
+        open(tmp, "wb").write(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        io.atomic_write(path, interrupted)
+    assert path.read_bytes() == b"png"
+    assert os.listdir(tmp_path) == ["fig.png"]

@@ -1,12 +1,13 @@
 """What the benchmarks write: the environment record, the printed table of rows, and JSON
-files, written atomically (`experiments.runner.write_atomic`, through `write_record` only)."""
+files, written atomically (`esparse.io.atomic_write`, through `write_record` only)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from experiments.runner import environment, write_atomic
+from esparse import io
+from experiments.runner import environment
 
 # Names in a bench record -> keys of experiments.runner.environment(host=True).
 BENCH_ENVIRONMENT = {
@@ -50,7 +51,7 @@ def write_record(path: Path, record: dict, indent: int) -> None:
         with open(tmp, "w") as fh:
             json.dump(record, fh, indent=indent)
 
-    write_atomic(path, write)
+    io.atomic_write(path, write)
 
 
 def write_json(path: Path, results: dict) -> None:
