@@ -3,8 +3,9 @@
 `jax.jit(f).lower(*args).compile()` reports its memory (`memory_analysis()`) and FLOPs
 (`cost_analysis()`) on every backend, so the seed engine can choose how many seeds fit in one
 call from a memory budget, and a whole suite can be planned (compiled, not run) on a laptop for
-a GPU. Memory figures are per device (an SPMD program's shard); XLA counts a loop body's FLOPs
-once, so a training run's FLOPs are those of one step times the steps.
+a GPU. Memory figures are per device (an SPMD program's shard). XLA counts a loop body's
+FLOPs once, so `footprint` also counts the matrix products of the traced program with every
+`lax.scan` (and static `fori_loop`) body counted `length` times, and reports the larger.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import numpy as np
+from jax.extend import core as jax_core
 
-__all__ = ["Footprint", "chunk_for_memory", "default_memory_bytes", "footprint"]
+__all__ = ["Footprint", "chunk_for_memory", "default_memory_bytes", "footprint", "matmul_flops"]
 
 
 @dataclasses.dataclass(frozen=True)
 class Footprint:
-    """peak_bytes: arguments + outputs + temporaries of one call, per device; flops: XLA's
-    count for one call (a loop body counted once)."""
+    """peak_bytes: arguments + outputs + temporaries of one call, per device; flops: of one
+    call, the larger of XLA's count and `matmul_flops`."""
 
     peak_bytes: int
     flops: float
@@ -42,7 +45,44 @@ def footprint(jitted: Any, *args: Any) -> Footprint:
     cost = compiled.cost_analysis()
     if isinstance(cost, list | tuple):  # older jax: one dict per program
         cost = cost[0] if cost else {}
-    return Footprint(int(peak), float((cost or {}).get("flops", 0.0)))
+    xla_flops = float((cost or {}).get("flops", 0.0))
+    return Footprint(int(peak), max(xla_flops, matmul_flops(jax.make_jaxpr(jitted)(*args))))
+
+
+def _sub_jaxprs(value: Any) -> list:
+    if isinstance(value, jax_core.ClosedJaxpr):
+        return [value.jaxpr]
+    if isinstance(value, jax_core.Jaxpr):
+        return [value]
+    if isinstance(value, tuple | list):
+        return [j for v in value for j in _sub_jaxprs(v)]
+    return []
+
+
+def matmul_flops(jaxpr: jax_core.ClosedJaxpr | jax_core.Jaxpr) -> float:
+    """FLOPs of the matrix products (`dot_general`, 2 per multiply-add) in a traced program
+    (`jax.make_jaxpr(f)(*args)`), with a `lax.scan` body counted `length` times, the costlier
+    branch of a `lax.cond`, and a `while_loop` body once (its trip count is not static)."""
+    if isinstance(jaxpr, jax_core.ClosedJaxpr):
+        jaxpr = jaxpr.jaxpr
+    total = 0.0
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "dot_general":
+            (contract, _), _ = eqn.params["dimension_numbers"]
+            lhs = eqn.invars[0].aval.shape
+            k = float(np.prod([lhs[d] for d in contract]))
+            total += 2.0 * float(np.prod(eqn.outvars[0].aval.shape)) * k
+            continue
+        inner = [matmul_flops(j) for v in eqn.params.values() for j in _sub_jaxprs(v)]
+        if not inner:
+            continue
+        if eqn.primitive.name == "cond":
+            total += max(inner)
+        elif eqn.primitive.name == "scan":
+            total += eqn.params["length"] * sum(inner)
+        else:
+            total += sum(inner)
+    return total
 
 
 def default_memory_bytes() -> int:

@@ -232,3 +232,20 @@ def test_chunk_for_memory_shrinks_a_linear_guess_that_does_not_fit():
     assert planning.chunk_for_memory(measure, 5, 10_000, multiple=2) == 6  # 5 padded up to 6
     with pytest.raises(ValueError, match="too small for 2 seed"):
         planning.chunk_for_memory(measure, 64, 50, multiple=2)
+
+
+def test_plan_flops_count_every_scan_step_and_the_costlier_cond_branch():
+    w = jnp.ones((16, 16))
+
+    def f(x):
+        y, _ = jax.lax.scan(lambda c, _: (jnp.tanh(c @ w), None), x, None, length=10)
+        y = jax.lax.fori_loop(0, 5, lambda i, c: c @ w, y)  # static trip count: a scan
+        return jax.lax.cond(y.sum() > 0, lambda: y @ w @ w, lambda: y)
+
+    x = jnp.ones((8, 16))
+    one_matmul = 2 * 8 * 16 * 16
+    assert planning.matmul_flops(jax.make_jaxpr(f)(x)) == one_matmul * (10 + 5 + 2)
+    # XLA counts each loop body once; the plan reports the larger count
+    assert planning.footprint(jax.jit(f), x).flops == one_matmul * 17
+    seeds = jax.vmap(f)
+    assert planning.matmul_flops(jax.make_jaxpr(seeds)(jnp.ones((3, 8, 16)))) == 3 * one_matmul * 17
