@@ -15,6 +15,7 @@ is jit- and vmap-friendly (sizes are static Python ints).
 from __future__ import annotations
 
 import functools
+import operator
 
 import jax
 import jax.numpy as jnp
@@ -125,30 +126,50 @@ def _merge(best_d, best_i, new_d, new_i):
     return pick(jnp.concatenate([best_d, new_d], 1)), pick(jnp.concatenate([best_i, new_i], 1))
 
 
+def _popcount_sum(a: jax.Array, b: jax.Array) -> jax.Array:
+    """a, b: (W, ...) uint32, broadcastable after the word axis -> (...) int32, the sum over
+    words of popcount(a ^ b). Unrolled over the words: elementwise, so XLA fuses it into its
+    consumer and no distance array is written."""
+    terms = (lax.population_count(a[w] ^ b[w]).astype(jnp.int32) for w in range(a.shape[0]))
+    return functools.reduce(operator.add, terms)
+
+
 @functools.partial(jax.jit, static_argnums=(2, 3))
 def _knn(database, queries, k: int, block: int):
     """block: a multiple of _SUB codes per scan step."""
     n, words = database.shape
     q, sentinel = queries.shape[0], 32 * words + 1
     n_blocks, subs = -(-n // block), block // _SUB
-    blocks = jnp.pad(database, ((0, n_blocks * block - n), (0, 0))).reshape(n_blocks, block, words)
-    local = jnp.arange(block, dtype=jnp.int32)
+    blocks = jnp.pad(database, ((0, n_blocks * block - n), (0, 0)))
+    # (n_blocks, W, subs, _SUB): a block's codes word-major, in sub-blocks of _SUB
+    blocks = blocks.reshape(n_blocks, subs, _SUB, words).transpose(0, 3, 1, 2)
+    query_words = queries.T  # (W, q)
     sub_ids = jnp.arange(subs, dtype=jnp.int32)
+    lane = jnp.arange(_SUB, dtype=jnp.int32)
 
     def step(best, xs):
         best_d, best_i = best
         codes, b = xs
-        d = _distances(queries, codes)
-        # entries that can enter: closer than the current k-th best (an equal distance loses
-        # to it, which has a lower index); key orders them by (distance, index), unique
-        enter = (d < best_d[:, -1:]) & (b * block + local < n)
-        key = jnp.where(enter, d * block + local, _BIG).reshape(q, subs, _SUB)
+
+        def keys(d, local):
+            # entries that can enter: closer than the current k-th best (an equal distance
+            # loses to it, which has a lower index); key orders them by (distance, index)
+            kth = best_d[:, -1].reshape((q,) + (1,) * (d.ndim - 1))
+            enter = (d < kth) & (b * block + local < n)
+            return jnp.where(enter, d * block + local, _BIG)
+
+        # heads (q, subs): each sub-block's least key; distances, test and key fuse into
+        # this one reduction
+        local = sub_ids[:, None] * _SUB + lane  # (subs, _SUB)
+        d = _popcount_sum(query_words[:, :, None, None], codes[:, None])
+        heads = jnp.min(keys(d, local[None]), axis=2)
 
         def extract(state):  # a tournament: take the least head, refill its sub-block
             t, heads, found = state
             top = jnp.min(heads, axis=1)
             s = jnp.min(jnp.where(heads == top[:, None], sub_ids[None], subs - 1), axis=1)
-            sub = jnp.take_along_axis(key, s[:, None, None], axis=1)[:, 0]
+            sub_d = _popcount_sum(query_words[:, :, None], jnp.take(codes, s, axis=1))
+            sub = keys(sub_d, s[:, None] * _SUB + lane)  # (q, _SUB): the keys recomputed
             refill = jnp.min(jnp.where(sub > top[:, None], sub, _BIG), axis=1)
             heads = jnp.where(sub_ids[None] == s[:, None], refill[:, None], heads)
             return t + 1, heads, lax.dynamic_update_index_in_dim(found, top, t, 1)
@@ -156,7 +177,7 @@ def _knn(database, queries, k: int, block: int):
         _, _, found = lax.while_loop(  # until k taken or no row has an entry left
             lambda s: (s[0] < k) & jnp.any(s[1] < _BIG),
             extract,
-            (jnp.int32(0), jnp.min(key, axis=2), jnp.full((q, k), _BIG, jnp.int32)),
+            (jnp.int32(0), heads, jnp.full((q, k), _BIG, jnp.int32)),
         )
         ok = found < _BIG
         new_d = jnp.where(ok, found // block, sentinel)
@@ -178,11 +199,13 @@ def hamming_knn(
 
     Distances are XOR + popcount summed over words. The database is scanned in blocks of
     `block_size` codes (`lax.scan`), keeping a running k-best per query, so memory is
-    O(q * block_size) whatever n is. No sort: an entry of a block can enter only if it is
-    closer than the current k-th best; those are pulled out in (distance, index) order by a
-    tournament over sub-blocks of 32 codes (the least sub-block minimum, then a refill of
-    that sub-block: O(block / 32 + 32) per entry, and few enter once the running k-th best
-    is tight), and merged with the k-best by counting ranks. block_size is rounded up to a
+    O(q * block_size / 32) whatever n is. No sort: an entry of a block can enter only if it
+    is closer than the current k-th best; those are pulled out in (distance, index) order by
+    a tournament over sub-blocks of 32 codes (the least sub-block minimum, then a refill of
+    that sub-block, its 32 distances recomputed: O(block / 32 + 32) per entry, and few enter
+    once the running k-th best is tight), and merged with the k-best by counting ranks. The
+    distances of a block are never written out: popcounts, the entry test and the keys fuse
+    into the one reduction that gives the sub-block minima. block_size is rounded up to a
     multiple of 32 (and capped so that distance * block fits int32). vmap over a leading
     seed axis of both inputs.
     """
