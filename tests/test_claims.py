@@ -2,10 +2,14 @@
 
 import json
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
-from esparse import stats
+from esparse import data, features, regression, stats
 from experiments import claims
+from experiments.claims import double_descent
 from experiments.report import write_report
 from experiments.runner import run_claim
 
@@ -39,3 +43,25 @@ def test_report_lists_every_claim_run(out_dir):
     for claim_id in claims.claim_ids():
         if (out_dir / f"{claim_id}.json").exists():
             assert f"| `{claim_id}` |" in report
+
+
+def test_double_descent_solves_in_float64_where_float32_truncates():
+    """double-descent's fit equals numpy's float64 lstsq (same cutoff rule, max(n, N) eps);
+    float32 with its own eps drops singular values of these MNIST-1D ReLU features and gives
+    a different norm, which is why the claim runs in float64."""
+    ds = data.standardize(data.mnist1d(num_samples=1000))
+    n, n_features = 400, 400  # the interpolation threshold, where conditioning is worst
+    key = jax.random.key(3)
+    with jax.enable_x64(True):
+        _, _, norm = double_descent._fit(key, ds, n, n_features)
+        row_key, feat_key = jax.random.split(key)
+        rows = jax.random.choice(row_key, ds.x_train.shape[0], (n,), replace=False)
+        x = ds.x_train[rows].astype(jnp.float64)
+        w, b = features.random_relu_weights(feat_key, 40, n_features, dtype=jnp.float64)
+        phi = np.asarray(features.relu_features(x, w, b))
+        y = np.eye(10)[np.asarray(ds.y_train[rows])]
+    assert norm.dtype == np.float64
+    reference = np.linalg.norm(np.linalg.lstsq(phi, y, rcond=None)[0])
+    np.testing.assert_allclose(float(norm), reference, rtol=1e-6)
+    w32 = regression.min_norm_lstsq(jnp.asarray(phi, jnp.float32), jnp.asarray(y, jnp.float32))
+    assert abs(float(regression.weight_norm(w32)) / reference - 1) > 0.1  # 0.73 here
