@@ -146,6 +146,7 @@ def _knn(database, queries, k: int, block: int):
     query_words = queries.T  # (W, q)
     sub_ids = jnp.arange(subs, dtype=jnp.int32)
     lane = jnp.arange(_SUB, dtype=jnp.int32)
+    local = sub_ids[:, None] * _SUB + lane  # (subs, _SUB): positions within a block
 
     def step(best, xs):
         best_d, best_i = best
@@ -160,7 +161,6 @@ def _knn(database, queries, k: int, block: int):
 
         # heads (q, subs): each sub-block's least key; distances, test and key fuse into
         # this one reduction
-        local = sub_ids[:, None] * _SUB + lane  # (subs, _SUB)
         d = _popcount_sum(query_words[:, :, None, None], codes[:, None])
         heads = jnp.min(keys(d, local[None]), axis=2)
 
