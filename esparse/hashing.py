@@ -102,15 +102,24 @@ def _check_codes(name_a: str, a, name_b: str, b) -> None:
         )
 
 
+def _popcount_sum(a: jax.Array, b: jax.Array) -> jax.Array:
+    """a, b: (W, ...) uint32, broadcastable after the word axis -> (...) int32, the sum over
+    words of popcount(a ^ b). Unrolled over the words: elementwise, so XLA fuses it into its
+    consumer and no distance array is written."""
+    terms = (lax.population_count(a[w] ^ b[w]).astype(jnp.int32) for w in range(a.shape[0]))
+    return functools.reduce(operator.add, terms)
+
+
+@jax.jit
 def _distances(a: jax.Array, b: jax.Array) -> jax.Array:
-    """(q, W), (n, W) uint32 -> (q, n) int32: XOR, popcount, sum over words."""
-    return jnp.sum(lax.population_count(a[:, None, :] ^ b[None]).astype(jnp.int32), axis=-1)
+    """(q, W), (n, W) uint32 -> (q, n) int32."""
+    return _popcount_sum(a.T[:, :, None], b.T[:, None, :])
 
 
 def hamming(a: jax.Array, b: jax.Array) -> jax.Array:
     """Hamming distances between packed codes a: (q, W) and b: (n, W) uint32 -> (q, n) int32."""
     _check_codes("a", a, "b", b)
-    return jax.jit(_distances)(a, b)
+    return _distances(a, b)
 
 
 def _merge(best_d, best_i, new_d, new_i):
@@ -124,14 +133,6 @@ def _merge(best_d, best_i, new_d, new_i):
     hit = rank[:, None, :] == slot[None, :, None]  # (q, k slots, 2k entries): one hit per slot
     pick = lambda v: jnp.sum(jnp.where(hit, v[:, None, :], 0), axis=2)  # noqa: E731
     return pick(jnp.concatenate([best_d, new_d], 1)), pick(jnp.concatenate([best_i, new_i], 1))
-
-
-def _popcount_sum(a: jax.Array, b: jax.Array) -> jax.Array:
-    """a, b: (W, ...) uint32, broadcastable after the word axis -> (...) int32, the sum over
-    words of popcount(a ^ b). Unrolled over the words: elementwise, so XLA fuses it into its
-    consumer and no distance array is written."""
-    terms = (lax.population_count(a[w] ^ b[w]).astype(jnp.int32) for w in range(a.shape[0]))
-    return functools.reduce(operator.add, terms)
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3))
