@@ -94,6 +94,7 @@ _EXPORTS: dict[str, str] = {**_KERNELS, **_MASKS, **_MODELS, **_ENGINE, **_ANALY
 _SUBMODULES = (
     "checkpoint",
     "codes",
+    "convergence",
     "data",
     "engine",
     "execution",
@@ -203,6 +204,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from esparse import (  # noqa: F401
         checkpoint,
         codes,
+        convergence,
         data,
         engine,
         execution,

@@ -2,12 +2,17 @@
 
 Per-seed metrics are small host arrays, so this module is numpy on the host. Every claim of the
 suite turns its per-seed numbers into `reproduced`, `not reproduced` or `inconclusive` through
-`decide`, from checks written before the results are looked at.
+`decide`, from checks written before the results are looked at. The one verdict rule
+(CLAIMS.md, 2026-12-03): "not reproduced" needs a decisive fail, a check on the wrong side on
+arms whose runs are valid; a validity condition (lambda at a grid edge, under-trained runs,
+censored runs, labels not independent) that holds on a failing check's arms makes it
+inconclusive instead.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -17,6 +22,7 @@ from esparse import _checks
 
 __all__ = [
     "Check",
+    "Decision",
     "INCONCLUSIVE",
     "Interval",
     "NOT_REPRODUCED",
@@ -32,7 +38,9 @@ __all__ = [
     "mean_ci",
     "paired_ci",
     "rankdata",
+    "rises_with",
     "spearman",
+    "validity",
 ]
 
 Outcome = Literal["pass", "fail", "inconclusive"]
@@ -146,6 +154,10 @@ class Check:
     tests where the criterion states one (e.g. "ticket >= dense - 1 point": 0.01), else the
     distance from the mean to the threshold. `lacks_power` is True when the CI is wider than
     that margin: the seeds cannot resolve what the check asks.
+
+    arms: the arms (conditions, widths, targets) whose runs the check reads; () means all of
+    them. `is_validity`: a condition on the protocol's validity (`validity`), which is never a
+    fail: when it does not hold it makes the criterion checks on its arms undecidable.
     """
 
     name: str
@@ -153,6 +165,8 @@ class Check:
     detail: str
     half_width: float | None = None
     margin: float | None = None
+    arms: tuple[str, ...] = ()
+    is_validity: bool = False
 
     @property
     def lacks_power(self) -> bool:
@@ -162,8 +176,12 @@ class Check:
             and (self.half_width > self.margin)
         )
 
+    def on(self, *arms: str) -> Check:
+        """This check, marked as reading the runs of `arms`."""
+        return replace(self, arms=tuple(arms))
+
     def to_dict(self) -> dict:
-        return {**asdict(self), "lacks_power": self.lacks_power}
+        return {**asdict(self), "arms": list(self.arms), "lacks_power": self.lacks_power}
 
 
 def _ci_check(name, interval, threshold, margin, above: bool) -> Check:
@@ -225,21 +243,112 @@ def at_most_or_inconclusive(name: str, value: float, threshold: float) -> Check:
     For conditions whose violation says the experiment cannot decide (e.g. more than 10% of the
     ridge lambda choices at an edge of the grid), not that the claim is false.
     """
-    if value <= threshold:
-        return Check(name, "pass", f"{value:.4g} <= {threshold:g}")
-    return Check(name, "inconclusive", f"{value:.4g} > {threshold:g}")
+    return validity(
+        name, value <= threshold, f"{value:.4g} {'<=' if value <= threshold else '>'} {threshold:g}"
+    )
 
 
-def decide(checks: list[Check], n_seeds: int, min_seeds: int = 3) -> str:
-    """The verdict from all checks: fewer than `min_seeds` seeds -> inconclusive; else any fail ->
-    not reproduced; else any inconclusive check -> inconclusive; else reproduced."""
+def validity(name: str, holds_: bool, detail: str, arms: Sequence[str] = ()) -> Check:
+    """A validity condition on the runs of `arms` (() = all): pass when it holds, else
+    inconclusive, and then every failing criterion check on those arms is not decisive."""
+    outcome: Outcome = "pass" if holds_ else "inconclusive"
+    return Check(name, outcome, detail, arms=tuple(arms), is_validity=True)
+
+
+def rises_with(
+    name: str, grid: Sequence[float], values: np.typing.ArrayLike, margin: float | None = None
+) -> Check:
+    """ "values rise with the grid" from paired CIs (CLAIMS.md, 2026-12-03).
+
+    values: (seeds, grid) per-seed metrics, paired by seed across the grid. Pass when the
+    paired 95% CI of (last - first) lies above 0 and no step between neighbouring grid points
+    has a paired CI entirely below 0; fail when the (last - first) CI lies at or below 0 or a
+    neighbouring step's CI lies entirely below 0; else inconclusive. The detail reports the
+    Spearman rho of the means (no longer decisive).
+    """
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] < 2 or arr.shape[1] != len(grid):
+        raise ValueError(
+            f"values must be (seeds, grid) with grid = {len(grid)} >= 2 points, got {arr.shape}"
+        )
+    total = paired_ci(arr[:, -1], arr[:, 0])
+    steps = [paired_ci(arr[:, j + 1], arr[:, j]) for j in range(arr.shape[1] - 1)]
+    falling = [f"{grid[j]}->{grid[j + 1]}" for j, c in enumerate(steps) if c.high < 0]
+    rho = spearman(np.asarray(grid, dtype=float), arr.mean(axis=0))
+    half = 0.5 * (total.high - total.low)
+    margin = abs(total.mean) if margin is None else float(margin)
+    detail = (
+        f"last - first {total.mean:.4g}, 95% CI [{total.low:.4g}, {total.high:.4g}]; "
+        f"steps entirely below 0: {', '.join(falling) or 'none'}; Spearman rho {rho:.2f}"
+    )
+    if total.high <= 0 or falling:
+        return Check(name, "fail", detail, half, margin)
+    if total.low > 0:
+        return Check(name, "pass", detail, half, margin)
+    return Check(name, "inconclusive", detail + "; the last - first CI straddles 0", half, margin)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A verdict with why: `reasons` names the decisive fail, or what kept it inconclusive.
+
+    preliminary: fewer seeds than the scale asks (the verdict is computed all the same and
+    `label` says "preliminary (N seeds)").
+    """
+
+    verdict: str
+    reasons: tuple[str, ...]
+    preliminary: bool
+    seeds: int
+
+    @property
+    def label(self) -> str:
+        return (
+            f"{self.verdict}, preliminary ({self.seeds} seeds)"
+            if self.preliminary
+            else (self.verdict)
+        )
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "reasons": list(self.reasons), "label": self.label}
+
+
+def _overlap(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    return not a or not b or bool(set(a) & set(b))
+
+
+def decide(checks: Sequence[Check], n_seeds: int, min_seeds: int = 8) -> Decision:
+    """The one verdict rule.
+
+    A criterion check that fails is decisive unless a validity check that does not hold
+    covers one of its arms (`Check.arms`; () = all arms): then it counts as inconclusive. Any
+    decisive fail -> not reproduced; else any inconclusive check -> inconclusive; else
+    reproduced. Fewer than `min_seeds` seeds marks the decision preliminary.
+    """
     if not checks:
         raise ValueError("checks must hold at least one Check, got none")
-    if n_seeds < min_seeds:
-        return INCONCLUSIVE
-    outcomes = {c.outcome for c in checks}
-    if "fail" in outcomes:
-        return NOT_REPRODUCED
-    if "inconclusive" in outcomes:
-        return INCONCLUSIVE
-    return REPRODUCED
+    invalid = [c for c in checks if c.is_validity and c.outcome != "pass"]
+    decisive, undecided = [], []
+    for c in checks:
+        if c.is_validity:
+            if c.outcome != "pass":
+                undecided.append(f"{c.name}: {c.detail}")
+            continue
+        if c.outcome == "fail":
+            blockers = [v.name for v in invalid if _overlap(v.arms, c.arms)]
+            if blockers:
+                undecided.append(
+                    f"{c.name} fails ({c.detail}), but not decisively: " + "; ".join(blockers)
+                )
+            else:
+                decisive.append(f"{c.name}: {c.detail}")
+        elif c.outcome == "inconclusive":
+            power = " (lacks power)" if c.lacks_power else ""
+            undecided.append(f"{c.name}: {c.detail}{power}")
+    if decisive:
+        verdict, reasons = NOT_REPRODUCED, decisive
+    elif undecided:
+        verdict, reasons = INCONCLUSIVE, undecided
+    else:
+        verdict, reasons = REPRODUCED, []
+    return Decision(verdict, tuple(reasons), n_seeds < min_seeds, int(n_seeds))

@@ -3,6 +3,7 @@
 python -m experiments [CLAIM ...] --scale {smoke,quick,full} --seeds N --seed BASE --out DIR
     [--chunk-size N|auto] [--devices N|all] [--checkpoint-every STEPS]
     [--coordinator HOST:PORT --num-processes N --process-id I | --distributed]
+python -m experiments calibrate [CLAIM ...] [--scale S] [--plan]   (experiments.calibrate)
 
 Seeds run through the engine (`esparse.execution`): --chunk-size runs them in chunks,
 --devices shards the seed axis over devices, --checkpoint-every saves every training run's
@@ -252,6 +253,11 @@ def _unwritable(out: Path) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["calibrate"]:  # python -m experiments calibrate [CLAIM ...] [--scale S]
+        from experiments.calibrate import main as calibrate_main
+
+        return calibrate_main(argv[1:])
     args = parse_args(argv)
     if args.list:
         for cid in claims.claim_ids():

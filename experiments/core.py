@@ -3,13 +3,18 @@
 A claim module builds one `Claim`: its id, paper, statement and anchor figures, a config per
 scale, `run(keys, config)` returning per-seed metrics from one vmapped computation, `evaluate`
 applying the pre-registered criterion (esparse.stats checks), and `plot` drawing the figure.
+A claim that trains by gradient steps also declares `Training`: which config field is its
+budget (read from `experiments/calibration/CLAIM-SCALE.json` when that record exists), and its
+runs return their training curves (`curves`), from which the runner flags under-trained runs.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -18,9 +23,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from esparse import stats
+from esparse import convergence, stats
 
 SCALES = ("smoke", "quick", "full")
+# CLAIMS.md: at least 8 seeds at quick and 32 at full; fewer gives a "preliminary" verdict
+MIN_SEEDS = {"smoke": 3, "quick": 8, "full": 32}
+UNDER_TRAINED_LIMIT = 0.25  # a fail on an arm with more under-trained runs is inconclusive
+N_CURVE_LOGS = 20  # the training objective is logged at >= 20 evenly spaced steps
+CALIBRATION_DIR = Path(__file__).with_name("calibration")
 PAPERS = {
     "MH": "Mukherjee & Huberman, Why Neural Networks Work (arXiv 2211.14632)",
     "FDZ": "Fang, Dong & Zhang, Neural feature repopulation (arXiv 1910.11508)",
@@ -63,8 +73,30 @@ class ProtocolChange:
 
 
 @dataclass(frozen=True)
+class Training:
+    """How a trained claim's budget is calibrated and its runs judged converged.
+
+    budget_field: the config field holding the budget (steps, epochs or rounds' steps).
+    criterion_metrics: (metrics, config) -> name -> (per-seed values, "accuracy" | "loss"), the
+      numbers the calibration watches between T and 2T.
+    floor: an objective at or below it at the end has reached the claim's target and counts
+      as trained (`esparse.convergence.under_trained`).
+    loss_target: a criterion loss at or below it at T and 2T has settled.
+    calibration_seeds: how many calibration seeds (base seed 1000003) per budget.
+    max_doublings: the calibration tries T0, 2 T0, ..., 2^max_doublings T0.
+    """
+
+    budget_field: str
+    criterion_metrics: Callable[[Metrics, Any], dict[str, tuple[np.ndarray, str]]]
+    floor: float = 0.0
+    loss_target: float = 0.0
+    calibration_seeds: int = 4
+    max_doublings: int = 4
+
+
+@dataclass(frozen=True)
 class Claim:
-    """One reproducible claim of ../shared/CLAIMS.md."""
+    """One reproducible claim of CLAIMS.md."""
 
     id: str
     paper: str
@@ -76,13 +108,108 @@ class Claim:
     plot: Callable[[Metrics, Any, Any], None]
     reconstruction: bool = False
     changes: tuple[ProtocolChange, ...] = ()
+    training: Training | None = None
 
     def config(self, scale: str, seeds: int | None = None):
-        """The config of `scale`, with its seed count replaced when `seeds` is given."""
+        """The config of `scale`, with its calibrated budget (`budget`) and its seed count
+        replaced when `seeds` is given."""
         if scale not in self.configs:
             raise ValueError(f"scale must be one of {list(self.configs)}, got {scale!r}")
         cfg = self.configs[scale]
+        source = self.budget(scale)
+        if source["calibrated"]:
+            cfg = dataclasses.replace(cfg, **{source["field"]: source["value"]})
         return cfg if seeds is None else dataclasses.replace(cfg, seeds=seeds)
+
+    def calibration_path(self, scale: str) -> Path:
+        """Where `python -m experiments calibrate` writes this claim's budget at `scale`."""
+        return CALIBRATION_DIR / f"{self.id}-{scale}.json"
+
+    def budget(self, scale: str) -> dict:
+        """The training budget at `scale` and where it comes from: the calibration record
+        when one exists (field, value, calibrated=True, source=its path), else the config's
+        starting budget. {} for a claim that does not train."""
+        if self.training is None:
+            return {}
+        name = self.training.budget_field
+        start = getattr(self.configs[scale], name)
+        path = self.calibration_path(scale)
+        if not path.exists():
+            return {
+                "field": name,
+                "value": start,
+                "calibrated": False,
+                "source": f"starting budget (no {path.name})",
+            }
+        record = json.loads(path.read_text())
+        if record.get("claim") != self.id or record.get("budget_field") != name:
+            raise ValueError(f"calibration record {path} is not {self.id}'s {name} budget")
+        return {
+            "field": name,
+            "value": int(record["budget"]),
+            "calibrated": True,
+            "source": f"experiments/calibration/{path.name}",
+            "converged": bool(record.get("converged", False)),
+        }
+
+
+def curves(arm: str, result) -> Metrics:
+    """The training curves of one arm's runs from an engine `TrainResult` (seed axis first):
+    the objective (train loss), the train accuracy when logged, and the steps of the logs,
+    stored as metrics `curve/ARM/objective`, `curve/ARM/accuracy`, `curve/ARM/steps`."""
+    out = {
+        f"curve/{arm}/steps": np.asarray(result.log_steps),
+        f"curve/{arm}/objective": np.asarray(result.history["train_loss"]),
+    }
+    if "train_accuracy" in result.history:
+        out[f"curve/{arm}/accuracy"] = np.asarray(result.history["train_accuracy"])
+    return out
+
+
+def log_every(steps: int) -> int:
+    """The logging interval that gives >= N_CURVE_LOGS evenly spaced logs over `steps`."""
+    if steps < N_CURVE_LOGS:
+        raise ValueError(f"steps must be >= {N_CURVE_LOGS} to log the objective, got {steps}")
+    return steps // N_CURVE_LOGS
+
+
+def arms_with_curves(metrics: Metrics) -> list[str]:
+    """The arms whose training curves `metrics` holds, in the order they were stored."""
+    return list(
+        dict.fromkeys(
+            k.split("/")[1] for k in metrics if k.startswith("curve/") and k.endswith("/objective")
+        )
+    )
+
+
+def under_trained_runs(metrics: Metrics, floor: float = 0.0) -> dict[str, np.ndarray]:
+    """arm -> (seeds,) bool: the runs still learning at the end (`convergence.under_trained`)."""
+    out = {}
+    for arm in arms_with_curves(metrics):
+        out[arm] = convergence.under_trained(
+            metrics[f"curve/{arm}/steps"],
+            metrics[f"curve/{arm}/objective"],
+            metrics.get(f"curve/{arm}/accuracy"),
+            floor=floor,
+        )
+    return out
+
+
+def convergence_checks(metrics: Metrics, floor: float = 0.0) -> tuple[dict, list[stats.Check]]:
+    """Per arm, the fraction of under-trained runs and a validity check: more than a quarter
+    under-trained makes any fail on that arm inconclusive ("under-trained")."""
+    fractions = {a: float(r.mean()) for a, r in under_trained_runs(metrics, floor).items()}
+    checks = [
+        stats.validity(
+            f"{arm}: converged (under-trained runs <= {UNDER_TRAINED_LIMIT:.0%})",
+            frac <= UNDER_TRAINED_LIMIT,
+            f"{frac:.0%} of runs under-trained"
+            + ("" if frac <= UNDER_TRAINED_LIMIT else " (under-trained)"),
+            arms=(arm,),
+        )
+        for arm, frac in fractions.items()
+    ]
+    return fractions, checks
 
 
 def rises_and_beats_raw(
@@ -91,17 +218,18 @@ def rises_and_beats_raw(
     """The shared criterion of es-expansion and random-net.
 
     accuracy: (seeds, grid) test accuracies of the features; raw_accuracy: (seeds,) the linear
-    readout of the raw input; at_edge: the ridge readouts' lambda-at-grid-edge flags or
-    fractions. Checks Spearman rho(grid, mean accuracy) >= 0.9, that the last grid point beats
-    the raw readout (paired 95% CI above 0), and `lambda_edge_check`. Returns
-    (rho, gain, checks).
+    readout of the raw input; at_edge: the lambda-at-grid-edge flags or fractions of every
+    ridge readout of the claim, the raw-input readout's included. Checks that accuracy rises
+    with the grid (`stats.rises_with`: paired CIs of last - first and of each step), that the
+    last grid point beats the raw readout (paired 95% CI above 0), and `lambda_edge_check`.
+    Returns (Spearman rho of the means, reported only; gain; checks).
     """
     rho = stats.spearman(grid, accuracy.mean(axis=0))
     gain = stats.paired_ci(accuracy[:, -1], raw_accuracy)
     checks = [
-        stats.at_least(f"accuracy rises with {grid_name} (Spearman rho)", rho, 0.9),
+        stats.rises_with(f"accuracy rises with {grid_name}", grid, accuracy),
         stats.ci_above(f"gain over raw linear readout at {grid_name}={grid[-1]}", gain, 0.0),
-        lambda_edge_check(at_edge, "ridge readout"),
+        lambda_edge_check(at_edge, "ridge readouts (features and raw input)"),
     ]
     return rho, gain, checks
 

@@ -38,11 +38,45 @@ def _power(check: dict) -> str:
     return ""
 
 
+def _verdict(record: dict) -> str:
+    """The verdict, marked preliminary below the scale's minimum seeds."""
+    decision = record.get("decision") or {}
+    return decision.get("label", record["verdict"])
+
+
+def _under_trained(record: dict) -> str:
+    """Per arm, the fraction of runs still learning at the end, and where the budget came
+    from; '' for a claim that does not train."""
+    fractions = record.get("under_trained") or {}
+    if not fractions:
+        return ""
+    arms = ", ".join(f"{arm} {frac:.0%}" for arm, frac in fractions.items())
+    budget = record.get("budget") or {}
+    source = (
+        f"; budget {budget['field']} = {budget['value']} from {budget['source']}"
+        if (budget)
+        else ""
+    )
+    return f"<br>*under-trained runs:* {arms}{source}"
+
+
+def _reasons(decision: dict) -> list[str]:
+    """Why the verdict is what it is: the decisive fails, or what kept it inconclusive."""
+    verdict, reasons = decision.get("verdict"), decision.get("reasons") or []
+    if not reasons:
+        return []
+    head = {
+        "not reproduced": "Decided by (a decisive fail):",
+        "inconclusive": "Inconclusive because:",
+    }.get(verdict, "Reasons:")
+    return [head, "", *[f"- {_cell(r)}" for r in reasons], ""]
+
+
 def _changes_section(records: list[dict]) -> list[str]:
     """Every protocol change made after results were seen, with reason and verdicts."""
     rows = [
         f"| `{r['claim']}` | {c['date']} | {_cell(c['what'])} | {_cell(c['reason'])} | "
-        f"{_cell(c['verdict_before'])} | {r['verdict']} ({r['scale']}) |"
+        f"{_cell(c['verdict_before'])} | {_verdict(r)} ({r['scale']}) |"
         for r in records
         for c in r.get("protocol_changes", [])
     ]
@@ -75,25 +109,28 @@ def write_report(out_dir: str | Path, claim_order: list[str]) -> Path:
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for r in records:
-            verdict = f"**{r['verdict']}**"
+            verdict = f"**{_verdict(r)}**"
             for name, sub in r.get("sub_verdicts", {}).items():
-                verdict += f"<br>{name}: {sub['verdict']}"
+                verdict += f"<br>{name}: {sub.get('decision', {}).get('label', sub['verdict'])}"
             statement = r["statement"] + (" *(reconstruction)*" if r["reconstruction"] else "")
             lines.append(
                 f"| `{r['claim']}` | {r['paper']} | {_cell(statement)} | {verdict} | "
-                f"{_cell(r['headline'])} | {_cell(r['anchor'])} | {r['seeds']} | "
-                f"{_code(r)} | [{r['figure']}]({r['figure']}) |"
+                f"{_cell(r['headline'])}{_under_trained(r)} | {_cell(r['anchor'])} | "
+                f"{r['seeds']} | {_code(r)} | [{r['figure']}]({r['figure']}) |"
             )
         lines += ["", RECONSTRUCTION_NOTE, "", CODE_NOTE, ""]
         lines += _changes_section(records)
         for r in records:
-            lines += [f"## `{r['claim']}`: {r['verdict']}", "", r["paper_title"], ""]
+            lines += [f"## `{r['claim']}`: {_verdict(r)}", "", r["paper_title"], ""]
+            lines += _reasons(r.get("decision") or {})
             lines += [
                 f"- {c['name']}: **{c['outcome']}** ({_cell(c['detail'])}){_power(c)}"
                 for c in r["checks"]
             ]
             for name, sub in r.get("sub_verdicts", {}).items():
-                lines.append(f"- verdict *{name}*: **{sub['verdict']}**")
+                label = sub.get("decision", {}).get("label", sub["verdict"])
+                lines.append(f"- verdict *{name}*: **{label}**")
+                lines += [f"  - {_cell(x)}" for x in sub.get("decision", {}).get("reasons", [])]
                 lines += [
                     f"  - {c['name']}: {c['outcome']} ({_cell(c['detail'])}){_power(c)}"
                     for c in sub["checks"]

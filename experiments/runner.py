@@ -21,9 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from esparse import engine, execution, io, stats
-from experiments.core import PAPERS, Claim
+from experiments.core import MIN_SEEDS, PAPERS, Claim, Evaluation, convergence_checks
 
-RESULT_VERSION = 1
+RESULT_VERSION = 2  # 2: decision, preliminary, under-trained fractions, budget
 
 
 def seed_keys(base_seed: int, n_seeds: int) -> jax.Array:
@@ -213,6 +213,42 @@ def plan_claim(
     }
 
 
+def judge(claim: Claim, scale: str, metrics: dict, config: Any) -> dict:
+    """The claim's criterion on its per-seed metrics, under the one verdict rule.
+
+    Adds to the claim's own checks the convergence checks of its training curves (a trained
+    claim must return them), decides the main verdict and each sub-verdict
+    (`stats.decide`, preliminary below the scale's minimum seeds), and returns the record's
+    summary, headline, checks, verdict, decision, under-trained fractions and sub-verdicts.
+    """
+    evaluation: Evaluation = claim.evaluate(metrics, config)
+    floor = 0.0 if claim.training is None else claim.training.floor
+    under_trained, guards = convergence_checks(metrics, floor)
+    if claim.training is not None and not under_trained:
+        raise ValueError(f"claim {claim.id} trains but its run returned no training curves")
+    min_seeds = MIN_SEEDS[scale]
+    checks = [*evaluation.checks, *guards]
+    decision = stats.decide(checks, config.seeds, min_seeds)
+    sub_verdicts = {}
+    for name, sub_checks in evaluation.sub_verdicts.items():
+        sub = stats.decide([*sub_checks, *guards], config.seeds, min_seeds)
+        sub_verdicts[name] = {
+            "verdict": sub.verdict,
+            "decision": sub.to_dict(),
+            "checks": [c.to_dict() for c in [*sub_checks, *guards]],
+        }
+    return {
+        "summary": {**evaluation.summary, "under_trained": under_trained},
+        "headline": evaluation.headline,
+        "checks": [c.to_dict() for c in checks],
+        "verdict": decision.verdict,
+        "decision": decision.to_dict(),
+        "preliminary": decision.preliminary,
+        "under_trained": under_trained,
+        "sub_verdicts": sub_verdicts,
+    }
+
+
 def run_claim(
     claim: Claim,
     scale: str = "quick",
@@ -263,15 +299,7 @@ def run_claim(
         finally:
             engine.clear_caches()
     wall = time.perf_counter() - start
-    evaluation = claim.evaluate(metrics, config)
-    verdict = stats.decide(evaluation.checks, config.seeds)
-    sub_verdicts = {
-        name: {
-            "verdict": stats.decide(checks, config.seeds),
-            "checks": [c.to_dict() for c in checks],
-        }
-        for name, checks in evaluation.sub_verdicts.items()
-    }
+    judged = judge(claim, scale, metrics, config)
     record = {
         "claim": claim.id,
         "paper": claim.paper,
@@ -285,11 +313,8 @@ def run_claim(
         "base_seed": base_seed,
         "seeds": config.seeds,
         "metrics": metrics,
-        "summary": evaluation.summary,
-        "headline": evaluation.headline,
-        "checks": [c.to_dict() for c in evaluation.checks],
-        "verdict": verdict,
-        "sub_verdicts": sub_verdicts,
+        **judged,
+        "budget": claim.budget(scale),
         "wall_time_s": round(wall, 2),
         "code": code_identity(claim),
         "protocol_changes": [dataclasses.asdict(c) for c in claim.changes],

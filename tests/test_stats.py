@@ -61,10 +61,60 @@ def test_ci_checks_and_decide_cover_all_three_verdicts():
     assert stats.ci_above("gain", below).outcome == "fail"
     assert stats.ci_below("loss", below).outcome == "pass"
     passing = [stats.ci_above("gain", above), stats.at_least("rho", 0.95, 0.9)]
-    assert stats.decide(passing, n_seeds=8) == stats.REPRODUCED
-    assert stats.decide(passing, n_seeds=2) == stats.INCONCLUSIVE
-    assert stats.decide([*passing, stats.ci_above("g", straddle)], 8) == stats.INCONCLUSIVE
-    assert stats.decide([*passing, stats.at_most("x", 2.0, 1.0)], 8) == stats.NOT_REPRODUCED
+    assert stats.decide(passing, n_seeds=8).verdict == stats.REPRODUCED
+    assert stats.decide([*passing, stats.ci_above("g", straddle)], 8).verdict == (
+        stats.INCONCLUSIVE
+    )
+    failed = stats.decide([*passing, stats.at_most("x", 2.0, 1.0)], 8)
+    assert failed.verdict == stats.NOT_REPRODUCED
+    assert failed.reasons == ("x: 2 > 1",)
+
+
+def test_fewer_seeds_than_the_scale_asks_is_preliminary_not_a_different_verdict():
+    passing = [stats.ci_above("gain", stats.mean_ci([0.10, 0.12, 0.11, 0.13, 0.09]))]
+    small = stats.decide(passing, n_seeds=4, min_seeds=8)
+    assert small.verdict == stats.REPRODUCED and small.preliminary
+    assert small.label == "reproduced, preliminary (4 seeds)"
+    assert not stats.decide(passing, n_seeds=8, min_seeds=8).preliminary
+
+
+def test_an_invalid_arm_turns_a_fail_on_it_inconclusive_but_not_a_fail_elsewhere():
+    below = stats.mean_ci([-0.10, -0.12, -0.11, -0.13, -0.09])
+    fail_a = stats.ci_above("gain on a", below).on("a")
+    fail_b = stats.ci_above("gain on b", below).on("b")
+    bad_a = stats.validity("a: converged", False, "60% under-trained", arms=("a",))
+    good_b = stats.validity("b: converged", True, "0% under-trained", arms=("b",))
+    assert stats.decide([fail_a, bad_a, good_b], 8).verdict == stats.INCONCLUSIVE
+    assert "not decisively" in stats.decide([fail_a, bad_a], 8).reasons[0]
+    assert stats.decide([fail_b, bad_a, good_b], 8).verdict == stats.NOT_REPRODUCED
+    # a check on every arm (arms=()) is blocked by any invalid arm, and a validity check on
+    # every arm (the lambda edge) blocks every fail
+    assert stats.decide([stats.ci_above("all", below), bad_a], 8).verdict == stats.INCONCLUSIVE
+    edge = stats.at_most_or_inconclusive("lambda at edge", 0.3, 0.1)
+    assert edge.is_validity
+    assert stats.decide([fail_b, edge], 8).verdict == stats.INCONCLUSIVE
+    assert stats.decide([fail_b, stats.at_most_or_inconclusive("e", 0.0, 0.1)], 8).verdict == (
+        stats.NOT_REPRODUCED
+    )
+
+
+def test_rises_with_from_paired_intervals():
+    rng = np.random.default_rng(0)
+    seeds, grid = 8, [1, 2, 5, 10]
+    noise = 0.005 * rng.standard_normal((seeds, 4))
+    rising = np.array([0.30, 0.35, 0.40, 0.45]) + noise
+    assert stats.rises_with("acc", grid, rising).outcome == "pass"
+    # rho of the means is 0.8 here, yet every paired step is decided: not a rank statistic
+    dip = np.array([0.30, 0.40, 0.38, 0.45]) + noise
+    check = stats.rises_with("acc", grid, dip)
+    assert check.outcome == "fail" and "2->5" in check.detail
+    falling = np.array([0.45, 0.44, 0.43, 0.40]) + noise
+    assert stats.rises_with("acc", grid, falling).outcome == "fail"
+    # a rise within the seed spread (quick runs' ~2-point CIs): neither decided
+    spread = np.array([0.40, 0.405, 0.41, 0.41]) + 0.03 * rng.standard_normal((seeds, 4))
+    assert stats.rises_with("acc", grid, spread).outcome == "inconclusive"
+    with pytest.raises(ValueError, match="values"):
+        stats.rises_with("acc", grid, rising[:, :3])
 
 
 def test_bad_inputs_raise_naming_the_argument():
