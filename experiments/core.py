@@ -117,7 +117,7 @@ class Claim:
             raise ValueError(f"scale must be one of {list(self.configs)}, got {scale!r}")
         cfg = self.configs[scale]
         source = self.budget(scale)
-        if source["calibrated"]:
+        if source.get("calibrated"):
             cfg = dataclasses.replace(cfg, **{source["field"]: source["value"]})
         return cfg if seeds is None else dataclasses.replace(cfg, seeds=seeds)
 
