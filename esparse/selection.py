@@ -379,8 +379,22 @@ _IMPLS = {"search": by_search, "top_k": by_top_k}
 
 
 def by_platform(make: Callable[[str], Callable], *args: jax.Array) -> jax.Array:
-    """`lax.platform_dependent` over the platforms of AUTO: make(platform) -> fn(*args)."""
-    return lax.platform_dependent(*args, **{p: make(p) for p in AUTO})
+    """`lax.platform_dependent` over the platforms of AUTO: make(platform) -> fn(*args).
+
+    Each branch runs in `jax.named_scope("esparse_auto:<platform>")`, so a lowered module
+    says which branch it holds (`esparse.exporting` checks it is not the CPU one on GPU/TPU).
+    """
+
+    def scoped(platform: str) -> Callable:
+        fn = make(platform)
+
+        def branch(*a):
+            with jax.named_scope(f"esparse_auto:{platform}"):
+                return fn(*a)
+
+        return branch
+
+    return lax.platform_dependent(*args, **{p: scoped(p) for p in AUTO})
 
 
 def select(x2: jax.Array, k: int, mode: str, method: str = "auto") -> jax.Array:
