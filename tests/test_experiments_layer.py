@@ -12,6 +12,7 @@ import pytest
 
 from esparse import stats
 from experiments import runner
+from experiments.__main__ import parse_args
 from experiments.core import Claim, Evaluation, errorbar, save_figure, subplots
 from experiments.report import write_report
 
@@ -91,12 +92,21 @@ def test_unknown_scale_is_an_error():
         (["--out", "/proc/esparse-results"], "--out '/proc/esparse-results' is not a writable"),
     ],
 )
-def test_cli_rejects_bad_arguments(argv, message):
+def test_cli_rejects_bad_arguments(argv, message, capsys):
+    # the CLI's own parser, in process (a subprocess per case cost ~5 s of imports each;
+    # the entry point is covered by the test below)
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(argv)
+    assert exit_info.value.code != 0
+    assert message in capsys.readouterr().err
+
+
+def test_cli_entry_point_rejects_a_bad_argument():
     proc = subprocess.run(
-        [sys.executable, "-m", "experiments", *argv], capture_output=True, text=True
+        [sys.executable, "-m", "experiments", "no-such-claim"], capture_output=True, text=True
     )
     assert proc.returncode != 0
-    assert message in proc.stderr
+    assert "unknown claim" in proc.stderr
 
 
 def test_errorbar_log_mode_is_geometric_and_stays_positive():
