@@ -30,7 +30,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
-from esparse import _checks, execution, planning
+from esparse import _checks, execution, exporting, planning
 from esparse import checkpoint as ckpt
 from esparse import train as loop
 from esparse.data import Dataset
@@ -125,24 +125,45 @@ def _planned_size(
     """Seeds per call: under chunk_size="auto", the most whose compiled program fits the
     execution block's memory budget (a multiple of the device count); else `size`."""
     settings = execution.current()
-    if settings.chunk_size != "auto":
+    if settings.chunk_size != "auto" or settings.export:  # export measures no memory
         return size
     budget = settings.memory_bytes or planning.default_memory_bytes()
     return planning.chunk_for_memory(measure, n_seeds, budget, 1 if mesh is None else mesh.size)
 
 
-def _record_plan(kind: str, fn: Any, n_seeds: int, size: int, peak: int, flops: float, shapes):
-    """Record one planned engine call and return zeros shaped like its output for S seeds."""
-    execution.record_planned_call(
-        {
-            "call": f"{kind}({getattr(fn, '__qualname__', None) or type(fn).__name__})",
-            "seeds": n_seeds,
-            "seeds_per_call": size,
-            "calls": -(-n_seeds // size),
-            "peak_bytes_per_call": peak,
-            "flops": flops,
-        }
-    )
+def _call_name(kind: str, fn: Any) -> str:
+    """`kind(name)` of an engine call, naming the function a functools.partial wraps."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return f"{kind}({getattr(fn, '__qualname__', None) or type(fn).__name__})"
+
+
+def _record_plan(
+    kind: str, fn: Any, n_seeds: int, size: int, program: Any, args: tuple, per_step: Any = None
+):
+    """Plan one engine call of `size` seeds per call, `program(*args)` being one call:
+    compile it (peak memory, FLOPs; a `train_seeds` run passes its one-step program and
+    steps as `per_step`), or under `execution(export=...)` lower it for those platforms
+    (`exporting.audit`). Record it and return zeros shaped like its output for S seeds."""
+    calls = -(-n_seeds // size)
+    entry = {"call": _call_name(kind, fn), "seeds": n_seeds, "seeds_per_call": size}
+    entry["calls"] = calls
+    platforms = execution.current().export
+    if platforms:
+        audit = exporting.audit(program, *args, platforms=platforms, together=True)
+        flops = planning.matmul_flops(jax.make_jaxpr(program)(*args))
+        entry.update(peak_bytes_per_call=None, flops=flops * calls, float64=audit.float64)
+        entry["export"] = audit.to_dict()
+    else:
+        fp = planning.footprint(program, *args)
+        flops = fp.flops * calls
+        if per_step is not None:
+            step_program, step_args, steps = per_step
+            flops = planning.footprint(step_program, *step_args).flops * steps * calls
+        float64 = exporting.uses_float64(jax.make_jaxpr(program)(*args))
+        entry.update(peak_bytes_per_call=fp.peak_bytes, flops=flops, float64=float64)
+    execution.record_planned_call(entry)
+    shapes = jax.eval_shape(program, *args)
     return jax.tree.map(lambda s: np.zeros((n_seeds, *s.shape[1:]), s.dtype), shapes)
 
 
@@ -303,15 +324,9 @@ def train_seeds(
         state = jax.eval_shape(_seed_program("init", cfg, 0, data_axis, mesh), *chunk)
         step = _seed_program("segment", cfg, 1, data_axis, mesh)
         start_step = jax.ShapeDtypeStruct((), jnp.int32)
-        per_step = planning.footprint(step, state, chunk[0], chunk[2], chunk[3], start_step)
+        per_step = (step, (state, chunk[0], chunk[2], chunk[3], start_step), cfg.steps)
         return _record_plan(
-            "train_seeds",
-            cfg.apply_fn,
-            n_seeds,
-            size,
-            planning.footprint(whole_program(), *chunk).peak_bytes,
-            per_step.flops * cfg.steps * -(-n_seeds // size),
-            jax.eval_shape(whole_program(), *chunk),
+            "train_seeds", cfg.apply_fn, n_seeds, size, whole_program(), chunk, per_step
         )
 
     seeds_sh, shared_sh = _shardings(mesh)
@@ -421,12 +436,7 @@ def vmap_seeds(
     size = _planned_size(size, n_seeds, mesh, lambda c: planning.footprint(program, *first(c)))
     starts = list(range(0, n_seeds, size))
     if execution.current().plan:
-        fp = planning.footprint(program, *first(size))
-        calls = -(-n_seeds // size)
-        shapes = jax.eval_shape(program, *first(size))
-        return _record_plan(
-            "vmap_seeds", fn, n_seeds, size, fp.peak_bytes, fp.flops * calls, shapes
-        )
+        return _record_plan("vmap_seeds", fn, n_seeds, size, program, tuple(first(size)))
     seeds_sh, shared_sh = _shardings(mesh)
     outputs = []
     for start in starts:

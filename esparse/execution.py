@@ -18,12 +18,12 @@ import contextvars
 import dataclasses
 import itertools
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import jax
 
-from esparse import _checks
+from esparse import _checks, exporting
 
 __all__ = [
     "Execution",
@@ -52,6 +52,9 @@ class Execution:
     memory_bytes: the per-device budget for chunk_size="auto" (None: `default_memory_bytes`).
     plan: compile every engine call without running it; each call records its chunk size,
     memory and FLOPs (`planned_calls`) and returns zeros of its output's shape.
+    export: with plan, lower each call for these platforms ("cuda", "tpu", ...; see
+    `esparse.exporting`) instead of compiling it for this machine; each call records its
+    `exporting.Audit` (chunk_size "auto" then means all seeds: no memory is measured).
     """
 
     chunk_size: int | str | None = None
@@ -60,6 +63,7 @@ class Execution:
     checkpoint_every: int | None = None
     memory_bytes: int | None = None
     plan: bool = False
+    export: tuple[str, ...] = ()
 
 
 _DEFAULT = Execution()
@@ -86,6 +90,7 @@ def _validated(
     checkpoint_every: int | None,
     memory_bytes: int | None,
     plan: bool,
+    export: Sequence[str] = (),
 ) -> Execution:
     if chunk_size is not None and chunk_size != "auto":
         chunk_size = _checks.positive_int("chunk_size", chunk_size)
@@ -99,8 +104,14 @@ def _validated(
         if checkpoint_every is None:
             raise ValueError("checkpoint_every must be given with checkpoint_dir")
         checkpoint_dir = str(Path(checkpoint_dir).absolute())
+    export = (export,) if isinstance(export, str) else tuple(export)
+    if export:
+        if not plan:
+            raise ValueError(f"export={export!r} needs plan=True (it lowers planned calls)")
+        for platform in export:
+            _checks.one_of("export platform", platform, exporting.PLATFORMS)
     return Execution(
-        chunk_size, devices, checkpoint_dir, checkpoint_every, memory_bytes, bool(plan)
+        chunk_size, devices, checkpoint_dir, checkpoint_every, memory_bytes, bool(plan), export
     )
 
 
@@ -113,12 +124,15 @@ def execution(
     checkpoint_every: int | None = None,
     memory_bytes: int | None = None,
     plan: bool = False,
+    export: Sequence[str] = (),
 ) -> Iterator[Execution]:
     """Run every seed-engine call in the block with these settings (see `Execution`).
 
     Bad values raise ValueError naming the argument (devices: at most `jax.device_count()`).
     """
-    settings = _validated(chunk_size, devices, checkpoint_dir, checkpoint_every, memory_bytes, plan)
+    settings = _validated(
+        chunk_size, devices, checkpoint_dir, checkpoint_every, memory_bytes, plan, export
+    )
     token = _SETTINGS.set(settings)
     calls = _CALLS.set(itertools.count())
     planned = _PLANNED.set([] if plan else None)

@@ -62,6 +62,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=50.0,
         help="peak TFLOP/s for --plan's time estimate (default 50, a recent GPU in float32)",
     )
+    engine.add_argument(
+        "--export",
+        metavar="PLATFORMS",
+        help="with --plan: lower every claim's programs for these platforms (e.g. cuda,tpu) "
+        "instead of compiling them here, and audit them (exit 1 on a problem)",
+    )
     engine.add_argument("--coordinator", help="HOST:PORT of process 0 (multi-process run)")
     engine.add_argument("--num-processes", type=int, help="processes in a multi-process run")
     engine.add_argument("--process-id", type=int, help="this process's id in [0, N)")
@@ -106,6 +112,15 @@ def _check_engine_flags(parser: argparse.ArgumentParser, args: argparse.Namespac
         parser.error(f"--memory must be a positive number of GB, got {args.memory}")
     if not args.peak_tflops > 0:
         parser.error(f"--peak-tflops must be positive, got {args.peak_tflops}")
+    if args.export is not None:
+        from experiments.exports import parse_platforms
+
+        if not args.plan:
+            parser.error("--export needs --plan (it lowers the planned programs)")
+        try:
+            args.export = parse_platforms(args.export)
+        except ValueError as err:
+            parser.error(str(err))
     if args.checkpoint_every is not None and args.checkpoint_every < 1:
         parser.error(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
     multi = (args.coordinator, args.num_processes, args.process_id)
@@ -190,13 +205,27 @@ def resolve_engine(args: argparse.Namespace) -> dict:
 
 
 def print_plan(ids: list[str], args: argparse.Namespace, engine: dict) -> int:
-    """--plan: compile every claim's engine calls and print what a run would need."""
+    """--plan: compile every claim's engine calls and print what a run would need (with
+    --export: lower them for those platforms and audit them, `experiments.exports`)."""
+    if args.export:
+        from experiments.exports import export_claims, print_exports
+
+        chunk = engine["chunk_size"] if engine["chunk_size"] != "auto" else None
+        plans = export_claims(
+            ids,
+            args.scale,
+            args.export,
+            seeds=args.seeds,
+            chunk_size=chunk,
+            devices=engine["devices"],
+        )
+        return 1 if print_exports(plans, args.export) else 0
     flops_per_s = args.peak_tflops * 1e12
     print(
         f"{'claim':22s} {'seeds':>5s} {'per call':>9s} {'peak GB/call':>12s} "
-        f"{'TFLOP':>10s} {'est. time':>10s}  (at {args.peak_tflops:g} TFLOP/s)"
+        f"{'TFLOP':>10s} {'est. time':>10s} {'compile s':>9s}  (at {args.peak_tflops:g} TFLOP/s)"
     )
-    total = 0.0
+    total, compile_s, float64 = 0.0, 0.0, []
     for cid in ids:
         plan = plan_claim(
             claims.get(cid),
@@ -208,13 +237,21 @@ def print_plan(ids: list[str], args: argparse.Namespace, engine: dict) -> int:
         )
         seconds = plan["flops"] / flops_per_s
         total += seconds
+        compile_s += plan["plan_seconds"]
+        if plan["float64_calls"]:
+            float64.append(f"{cid} ({len(plan['float64_calls'])} of {len(plan['calls'])} calls)")
         per_call = ",".join(str(c) for c in plan["seeds_per_call"]) or "-"
         print(
             f"{cid:22s} {plan['seeds']:5d} {per_call:>9s} "
             f"{plan['peak_bytes_per_call'] / 1e9:12.3g} {plan['flops'] / 1e12:10.4g} "
-            f"{seconds:9.3g}s"
+            f"{seconds:9.3g}s {plan['plan_seconds']:9.1f}"
         )
     print(f"total estimated compute: {total:.3g} s (FLOPs / peak; real runs are slower)")
+    print(f"total plan time (compiling on this machine): {compile_s:.1f} s")
+    if float64:
+        from experiments.exports import FLOAT64_NOTE
+
+        print(f"float64: {'; '.join(float64)}: {FLOAT64_NOTE}")
     return 0
 
 

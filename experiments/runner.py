@@ -184,16 +184,20 @@ def plan_claim(
     chunk_size: int | str | None = "auto",
     devices: int | None = None,
     memory_bytes: int | None = None,
+    export: tuple[str, ...] = (),
 ) -> dict:
     """Compile, without running, every engine call of one claim (`esparse.execution` plan
     mode): per call the seeds per call chosen for the memory budget, the peak memory per call
     and the FLOPs; returns them with the claim's totals. Non-engine code of the claim runs on
-    the zeros the planned calls return (cheap next to the engine's work)."""
+    the zeros the planned calls return (cheap next to the engine's work).
+
+    export: lower each call for these platforms instead (`esparse.exporting`, no memory
+    measured); "problems" then lists, per call, what its audit found ("call i name: ...")."""
     config = claim.config(scale, seeds)
     keys = seed_keys(0, config.seeds)
     start = time.perf_counter()
     with execution.execution(
-        chunk_size=chunk_size, devices=devices, memory_bytes=memory_bytes, plan=True
+        chunk_size=chunk_size, devices=devices, memory_bytes=memory_bytes, plan=True, export=export
     ):
         try:
             with np.errstate(all="ignore"):  # the claim's own code runs on planned zeros
@@ -207,8 +211,14 @@ def plan_claim(
         "seeds": config.seeds,
         "calls": calls,
         "seeds_per_call": sorted({c["seeds_per_call"] for c in calls}),
-        "peak_bytes_per_call": max((c["peak_bytes_per_call"] for c in calls), default=0),
+        "peak_bytes_per_call": max((c["peak_bytes_per_call"] or 0 for c in calls), default=0),
         "flops": float(sum(c["flops"] for c in calls)),
+        "float64_calls": [c["call"] for c in calls if c.get("float64")],
+        "problems": [
+            f"call {i} {c['call']}: {problem}"
+            for i, c in enumerate(calls)
+            for problem in c.get("export", {}).get("problems", [])
+        ],
         "plan_seconds": round(time.perf_counter() - start, 1),
     }
 
