@@ -66,17 +66,25 @@ def _es_expansion(cfg):
         "sparse_accuracy": _rising(g, 0.25, 0.48),
         "dense_relu_accuracy": _rising(g, 0.25, 0.44),
         "raw_accuracy": _noisy(0.22),
-        "lambda_at_edge_fraction": np.zeros(S),
+        "sparse_lambda_at_edge": np.zeros((S, g), bool),
+        "dense_relu_lambda_at_edge": np.zeros((S, g), bool),
+        "raw_lambda_at_edge": np.zeros(S, bool),
     }
+
+
+# flyhash-search at quick: fly - LSH mAP +0.20..0.31 on digits, +0.05..0.07 on MNIST-1D
+_FLY_MAP = {"digits": (0.29, 0.09), "mnist1d": (0.12, 0.06)}  # (fly, LSH) at k = 4
 
 
 def _flyhash(cfg):
     k = len(cfg.hash_lengths)
     out = {}
     for name in cfg.datasets:
-        out[f"{name}_fly_map"] = _noisy(np.full(k, 0.5))
-        out[f"{name}_lsh_map"] = _noisy(np.full(k, 0.3))
-        out[f"{name}_lsh_info_map"] = _noisy(np.full(k, 0.6))
+        fly, lsh = _FLY_MAP[name]
+        rise = np.linspace(0, 0.2, k)
+        out[f"{name}_fly_map"] = _noisy(fly + rise)
+        out[f"{name}_lsh_map"] = _noisy(lsh + rise)
+        out[f"{name}_lsh_info_map"] = _noisy(fly + 0.1 + rise)
     return out
 
 
@@ -131,10 +139,16 @@ def _double_descent(cfg):
     sizes, _ = double_descent._grid(cfg)
     ratio = sizes / cfg.n_train
     loss = 1.0 / (np.abs(np.log(ratio)) + 0.05)  # peak at N = n, falls on both sides
+    # across seeds the loss and norm vary by orders of magnitude at N = n, by ~20% elsewhere
+    log_sd = np.where(np.isclose(ratio, 1.0), 2.0, 0.2)
+
+    def spread():
+        return np.exp(log_sd * _RNG.standard_normal((S, len(sizes))))
+
     return {
-        "test_squared_loss": _noisy(loss),
+        "test_squared_loss": loss * spread(),
         "test_zero_one_loss": _noisy(0.5 + 0.01 * loss),
-        "weight_norm": _noisy(10 * loss),
+        "weight_norm": 10 * loss * spread(),
     }
 
 
@@ -213,6 +227,33 @@ def _edge(values, cfg):
     return np.ones_like(values)
 
 
+def _alternating(seeds: int = S) -> np.ndarray:
+    """+1, -1, +1, ... per seed: a deterministic spread with mean 0."""
+    return 1.0 - 2.0 * (np.arange(seeds) % 2)
+
+
+def _es_gain_straddles(metrics, cfg):
+    """The raw readout 1 point below the largest r on average, +-3 points per seed."""
+    metrics["raw_accuracy"] = metrics["sparse_accuracy"][:, -1] - 0.01 + 0.03 * _alternating()
+
+
+def _es_edge_and_fall(metrics, cfg):
+    """Accuracy falls with r, but every raw-readout lambda sits at the grid edge."""
+    metrics["sparse_accuracy"] = metrics["sparse_accuracy"][:, ::-1]
+    metrics["raw_lambda_at_edge"] = np.ones(S, bool)
+
+
+def _es_dense_edge(metrics, cfg):
+    """The dense-ReLU control's lambda at the edge: reported, not in the criterion."""
+    metrics["dense_relu_lambda_at_edge"] = np.ones_like(metrics["dense_relu_lambda_at_edge"])
+
+
+def _fly_tie(metrics, cfg):
+    """MNIST-1D: LSH within half a point of the fly, +-3 points per seed."""
+    fly = metrics["mnist1d_fly_map"]
+    metrics["mnist1d_lsh_map"] = fly - 0.005 + 0.03 * _alternating()[:, None]
+
+
 def _dd_peak_elsewhere(metric):
     """Move the peak of `metric` off N = n (to the grid point N = n/10): a fail."""
 
@@ -252,15 +293,24 @@ VIOLATIONS = {
     "es-expansion": [
         ("accuracy falls with r", _set("sparse_accuracy", _reverse), NOT_REPRODUCED),
         ("raw readout wins", _set("raw_accuracy", lambda v, c: v + 0.5), NOT_REPRODUCED),
-        ("lambda at the grid edge", _set("lambda_at_edge_fraction", _edge), INCONCLUSIVE),
+        ("gain over raw straddles 0", _es_gain_straddles, INCONCLUSIVE),
+        ("lambda at the grid edge", _set("sparse_lambda_at_edge", _edge), INCONCLUSIVE),
+        ("raw readout's lambda at the grid edge", _set("raw_lambda_at_edge", _edge), INCONCLUSIVE),
+        ("lambda edge + a fail", _es_edge_and_fall, INCONCLUSIVE),
+        ("dense-ReLU control at the edge (reported only)", _es_dense_edge, stats.REPRODUCED),
     ],
     "flyhash-search": [
         (
             "LSH wins at k=16",
-            _set("digits_fly_map", lambda v, c: v - 0.3 * (np.array(c.hash_lengths) == 16)),
+            _set("digits_fly_map", lambda v, c: v - 0.5 * (np.array(c.hash_lengths) == 16)),
             NOT_REPRODUCED,
         ),
-        ("fly and LSH tie", _set("mnist1d_lsh_map", lambda v, c: v + 0.2), INCONCLUSIVE),
+        ("fly and LSH tie on MNIST-1D", _fly_tie, INCONCLUSIVE),
+        (
+            "LSH wins only at k=32 (outside the criterion)",
+            _set("digits_fly_map", lambda v, c: v - 0.5 * (np.array(c.hash_lengths) == 32)),
+            stats.REPRODUCED,
+        ),
     ],
     "random-net": [
         ("accuracy falls with width", _set("random_net_accuracy", _reverse), NOT_REPRODUCED),
