@@ -108,7 +108,13 @@ def calibrate(
             f"{tried[-1]['wall_time_s']} s; under-trained {arms}; {means}"
         )
         if previous is not None:
-            settles, reasons = convergence.budget_settles(previous, step, training.loss_target)
+            # a decaying schedule: the tail rule is reported, T vs 2T alone decides
+            judged = (
+                dataclasses.replace(previous, under_trained={})
+                if training.decaying_schedule
+                else previous
+            )
+            settles, reasons = convergence.budget_settles(judged, step, training.loss_target)
             comparisons.append(
                 {"t": previous.budget, "two_t": budget, "settles": settles, "reasons": reasons}
             )

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from esparse import engine, execution, io, stats
-from experiments.core import MIN_SEEDS, PAPERS, Claim, Evaluation, convergence_checks
+from experiments.core import MIN_SEEDS, PAPERS, Claim, Evaluation, training_checks
 
 RESULT_VERSION = 2  # 2: decision, preliminary, under-trained fractions, budget
 
@@ -232,8 +232,7 @@ def judge(claim: Claim, scale: str, metrics: dict, config: Any) -> dict:
     summary, headline, checks, verdict, decision, under-trained fractions and sub-verdicts.
     """
     evaluation: Evaluation = claim.evaluate(metrics, config)
-    floor = 0.0 if claim.training is None else claim.training.floor
-    under_trained, guards = convergence_checks(metrics, floor)
+    under_trained, guards = training_checks(claim, scale, metrics, config)
     if claim.training is not None and not under_trained:
         raise ValueError(f"claim {claim.id} trains but its run returned no training curves")
     min_seeds = MIN_SEEDS[scale]
