@@ -312,6 +312,10 @@ def meanfield_two_layer(d_in: int, m: int, activation: str = "relu") -> Model:
     return _model(MeanField(m, activation), d_in, needs_key=False)
 
 
+# kaiming_uniform(a=sqrt(5)): uniform in +-1/sqrt(fan_in), variance 1 / (3 fan_in)
+_SCORE_INIT = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
 def supermask_mlp(
     widths: Sequence[int], keep_fraction: float = 0.5, *, activation: str = "relu"
 ) -> Model:
@@ -319,7 +323,8 @@ def supermask_mlp(
 
     params = {"scores": {"layer_l": (w_l, w_{l+1})}, "weights": {...}} (Ramanujan et al.
     2020). Weights are signed constants +-sqrt(2 / fan_in) with random signs; scores start
-    Kaiming-uniform. Each layer uses its top round(keep_fraction * size) scores (exact
+    uniform in +-1 / sqrt(fan_in) (PyTorch's kaiming_uniform with a = sqrt(5), as Ramanujan
+    et al.'s code). Each layer uses its top round(keep_fraction * size) scores (exact
     count, ties by index), with a straight-through gradient to the scores; the weights sit
     behind a stop_gradient. Train the scores only:
     `esparse.optim.train_only(opt, params, "scores")`.
@@ -340,7 +345,7 @@ def supermask_mlp(
             sigma = (2.0 / shape[0]) ** 0.5
             signs = jnp.where(jax.random.bernoulli(k_sign, 0.5, shape), 1.0, -1.0)
             weights[name] = (sigma * signs).astype(jnp.float32)
-            scores[name] = nn.initializers.he_uniform()(k_score, shape, jnp.float32)
+            scores[name] = _SCORE_INIT(k_score, shape, jnp.float32)
         return {"scores": scores, "weights": weights}
 
     @jax.jit

@@ -2,13 +2,22 @@
 network contains a subnetwork that performs well without any weight training, and wider
 networks contain better ones.
 
-Protocol (CLAIMS.md): MNIST-1D MLP 40-w-w-10, w in {64, 256, 1024}, bias-free, signed-constant
-random weights, frozen; per layer the 50% of edges with the largest |score| are kept
-(edge-popup as in Ramanujan et al.'s `GetSubnet(scores.abs())`, straight-through top-k;
-`esparse.nn.supermask_mlp`), only the scores trained (Adam via `optim.train_only`).
-Criterion (CLAIMS.md, line for line, with its 2026-12-02 clarification): the widest
-supermask's test accuracy >= 30% (3x chance), decided on the 95% CI of its mean (inconclusive
-when the CI straddles 30%), and mean accuracy rises with width (Spearman rho >= 0.9).
+Protocol (CLAIMS.md, 2026-12-03: the small-scale FC protocol of Ramanujan et al.'s code,
+allenai/hidden-networks configs/smallscale/fc): MNIST-1D MLP 40-w-w-10, bias-free,
+signed-constant weights +-sqrt(2/fan_in), frozen; scores uniform in +-1/sqrt(fan_in)
+(kaiming_uniform, a = sqrt(5)); every layer masked, the 50% of edges with the largest |score|
+kept per layer (edge-popup, straight-through; `esparse.nn.supermask_mlp`); only the scores
+trained, by SGD with momentum 0.9, learning rate 0.1 with cosine decay to 0 over the run (per
+step; the paper's code steps it per epoch), weight decay 1e-4 on the scores, batch 128. The
+budget is in epochs, calibrated (`python -m experiments calibrate supermask`; the paper: 100).
+Cosine is the paper's schedule, so convergence is judged by the calibration's T vs 2T; the
+tail rule over the last 20% of the steps is still applied and reported per width.
+Quick widths: {64, 128, 256} (the spec's 1024, or 512, at the calibrated epochs does not fit
+the suite's 15 minutes on 2 cores: an epoch of 8 seeds at w=512 takes ~4 s here; full keeps
+1024 and wider).
+Criterion: the widest supermask's test accuracy >= 30% (3x chance), decided on the 95% CI of
+its mean (inconclusive when the CI straddles 30%), and test accuracy rises with width
+(`stats.rises_with`: paired CIs of widest - narrowest and of each step; rho reported).
 """
 
 from __future__ import annotations
@@ -24,36 +33,69 @@ from experiments.core import (
     Claim,
     Evaluation,
     ProtocolChange,
+    Training,
+    curves,
     errorbar,
     grid_intervals,
     interval,
+    log_every,
     save_figure,
     subplots,
 )
 
+CONTROLS = ("frozen-scores",)
+
 
 @dataclass(frozen=True)
 class Config:
+    """control: negative control, tests only: "frozen-scores" keeps the scores at their
+    initial values (no edge-popup training), which must make the claim false."""
+
     seeds: int
     widths: tuple[int, ...] = (64, 256, 1024)
     keep_fraction: float = 0.5
-    steps: int = 3000
-    batch_size: int = 100
-    learning_rate: float = 1e-2
-    log_every: int = 500
+    epochs: int = 100
+    batch_size: int = 128
+    learning_rate: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
     num_samples: int = 5000
+    control: str | None = None
 
 
 CONFIGS = {
-    "smoke": Config(seeds=3, widths=(16, 32, 64), steps=100, log_every=50, num_samples=1000),
-    "quick": Config(seeds=8, steps=150, batch_size=64, log_every=150),
-    "full": Config(seeds=32, widths=(64, 128, 256, 512, 1024, 2048), steps=5000),
+    "smoke": Config(seeds=3, widths=(16, 32, 64), epochs=4, num_samples=1000),
+    # starting budget of the calibration (epochs); widths narrowed for the suite's time
+    "quick": Config(seeds=8, widths=(64, 128, 256), epochs=5),
+    "full": Config(seeds=32, widths=(64, 128, 256, 512, 1024, 2048), epochs=100),
 }
 
 
+def _arm(width: int) -> str:
+    return f"w={width}"
+
+
+def steps(config: Config, n_train: int) -> int:
+    """The number of SGD steps of `config.epochs` epochs of n_train // batch_size batches."""
+    return config.epochs * (n_train // config.batch_size)
+
+
+def _optimizer(config: Config, total: int, params) -> optax.GradientTransformation:
+    if config.control == "frozen-scores":
+        return optax.set_to_zero()
+    sgd = optax.chain(
+        optax.add_decayed_weights(config.weight_decay),
+        optax.sgd(optax.cosine_decay_schedule(config.learning_rate, total), config.momentum),
+    )
+    return optim.train_only(sgd, params, "scores")
+
+
 def run(keys, config: Config) -> dict:
+    if config.control not in (None, *CONTROLS):
+        raise ValueError(f"control must be None or one of {CONTROLS}, got {config.control!r}")
     ds = data.mnist1d(num_samples=config.num_samples)
-    test, train_acc = [], []
+    total = steps(config, ds.x_train.shape[0])
+    test, train_acc, out = [], [], {}
     for width in config.widths:
         model = nn.supermask_mlp(
             (ds.x_train.shape[1], width, width, 10), keep_fraction=config.keep_fraction
@@ -65,23 +107,39 @@ def run(keys, config: Config) -> dict:
             params,
             ds,
             apply_fn=model.apply,
-            optimizer=optim.train_only(optax.adam(config.learning_rate), one, "scores"),
-            steps=config.steps,
+            optimizer=_optimizer(config, total, one),
+            steps=total,
             batch_size=config.batch_size,
-            log_every=config.log_every,
+            log_every=log_every(total),
         )
         test.append(np.asarray(res.final["test_accuracy"]))
         train_acc.append(np.asarray(res.final["train_accuracy"]))
-    return {"test_accuracy": np.stack(test, axis=1), "train_accuracy": np.stack(train_acc, axis=1)}
+        out.update(curves(_arm(width), res))
+    return {
+        "test_accuracy": np.stack(test, axis=1),
+        "train_accuracy": np.stack(train_acc, axis=1),
+        **out,
+    }
+
+
+def criterion_metrics(metrics: dict, config: Config) -> dict:
+    """The test accuracy of every width (what the criterion reads)."""
+    return {
+        f"test_accuracy {_arm(w)}": (metrics["test_accuracy"][:, j], "accuracy")
+        for j, w in enumerate(config.widths)
+    }
 
 
 def evaluate(metrics: dict, config: Config) -> Evaluation:
     acc = metrics["test_accuracy"]
+    arms = [_arm(w) for w in config.widths]
     rho = stats.spearman(config.widths, acc.mean(axis=0))
     widest = stats.mean_ci(acc[:, -1])
     checks = [
-        stats.ci_above(f"widest (w={config.widths[-1]}) supermask test accuracy", widest, 0.3),
-        stats.at_least("accuracy rises with width (Spearman rho)", rho, 0.9),
+        stats.ci_above(f"widest ({arms[-1]}) supermask test accuracy >= 30%", widest, 0.3).on(
+            arms[-1]
+        ),
+        stats.rises_with("test accuracy rises with width", config.widths, acc).on(*arms),
     ]
     summary = {
         "widths": list(config.widths),
@@ -89,6 +147,7 @@ def evaluate(metrics: dict, config: Config) -> Evaluation:
         "train_accuracy": grid_intervals(metrics["train_accuracy"]),
         "widest_test_accuracy": interval(acc[:, -1]),
         "spearman_rho": rho,
+        "widest_minus_narrowest": stats.paired_ci(acc[:, -1], acc[:, 0]).to_dict(),
     }
     headline = (
         f"supermask test acc at w={config.widths[-1]}: {widest.mean:.1%} "
@@ -99,7 +158,7 @@ def evaluate(metrics: dict, config: Config) -> Evaluation:
 
 
 def plot(metrics: dict, config: Config, path) -> None:
-    fig, (ax,) = subplots(width=6)
+    fig, (ax, bx) = subplots(2, width=5.5)
     errorbar(ax, config.widths, metrics["test_accuracy"], "supermask, test")
     errorbar(ax, config.widths, metrics["train_accuracy"], "supermask, train")
     ax.axhline(0.3, color="gray", ls="--", label="3x chance (criterion)")
@@ -109,6 +168,17 @@ def plot(metrics: dict, config: Config, path) -> None:
     ax.set_ylabel("accuracy")
     ax.set_title("MNIST-1D: edge-popup supermasks of frozen random nets")
     ax.legend()
+    for w in config.widths:
+        arm = _arm(w)
+        bx.plot(
+            metrics[f"curve/{arm}/steps"][0],
+            metrics[f"curve/{arm}/objective"].mean(axis=0),
+            label=arm,
+        )
+    bx.set_xlabel("SGD step")
+    bx.set_ylabel("train loss (seed mean)")
+    bx.set_title(f"training curves ({config.epochs} epochs, cosine)")
+    bx.legend()
     save_figure(fig, path)
 
 
@@ -124,6 +194,9 @@ CLAIM = Claim(
     run=run,
     evaluate=evaluate,
     plot=plot,
+    training=Training(
+        budget_field="epochs", criterion_metrics=criterion_metrics, decaying_schedule=True
+    ),
     changes=(
         ProtocolChange(
             date="2026-12-02",
@@ -136,6 +209,24 @@ CLAIM = Claim(
                 "(CLAIMS.md clarification)"
             ),
             verdict_before="reproduced (widest 46.8% [44.8, 48.9])",
+        ),
+        ProtocolChange(
+            date="2026-12-03",
+            what=(
+                "Ramanujan et al.'s small-scale FC protocol (SGD momentum 0.9, lr 0.1 cosine, "
+                "weight decay 1e-4 on the scores, batch 128, scores uniform +-1/sqrt(fan_in)) "
+                "for a calibrated number of epochs (was Adam 1e-2, 150 steps of 64, He-uniform "
+                "scores); 'rises with width' by paired CIs (was Spearman rho >= 0.9); quick "
+                "widths {64, 128, 256} (was {64, 256, 1024}) for the suite's time"
+            ),
+            reason=(
+                "150 steps is about 2.4 epochs where the paper trains 100: the verdict came from "
+                "unfinished training (CLAIMS.md, 2026-12-03)"
+            ),
+            verdict_before=(
+                "not reproduced (33.2 / 41.4 / 39.6% at w = 64 / 256 / 1024; widest 39.6% "
+                "[37.2, 41.9], rho 0.50)"
+            ),
         ),
     ),
 )
