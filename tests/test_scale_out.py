@@ -19,6 +19,7 @@ import pytest
 
 from esparse import engine, execution, planning
 from experiments import claims
+from experiments.__main__ import parse_args
 from experiments.runner import run_claim
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,21 +148,32 @@ def test_ctrl_c_stops_within_seconds_and_says_how_to_resume(tmp_path):
     "flags, message",
     [
         (["--chunk-size", "0"], "--chunk-size must be a positive int or auto, got '0'"),
-        (["--devices", "99"], "--devices 99 exceeds the 2 devices"),
-        (["--devices", "2", "--seeds", "3"], "does not divide over --devices 2"),
         (["--checkpoint-every", "0"], "--checkpoint-every must be >= 1"),
         (
             ["--coordinator", "127.0.0.1:1", "--num-processes", "2", "--process-id", "5"],
             "--process-id must be in [0, 2), got 5",
         ),
         (["--coordinator", "127.0.0.1:1"], "go together"),
+    ],
+)
+def test_cli_refuses_bad_engine_flags_before_any_device(tmp_path, flags, message, capsys):
+    # flags checked by the CLI's parser, in process (a subprocess per case cost ~4 s each)
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args([CLAIM, "--scale", "smoke", "--out", str(tmp_path / "out"), *flags])
+    assert exit_info.value.code != 0 and message in capsys.readouterr().err
+    assert not list((tmp_path / "out").glob("*.json"))
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--devices", "99"], "--devices 99 exceeds the 2 devices"),
+        (["--devices", "2", "--seeds", "3"], "does not divide over --devices 2"),
         (["--seeds", "3"], "seeds must be even and >= 2 for feature-repopulation"),
     ],
 )
 def test_cli_refuses_bad_engine_flags_and_writes_nothing(tmp_path, flags, message):
-    claim = "feature-repopulation" if "--seeds" in flags and "3" in flags else CLAIM
-    if "--devices" in flags:
-        claim = CLAIM
+    claim = CLAIM if "--devices" in flags else "feature-repopulation"
     proc = _cli([claim, "--scale", "smoke", "--out", str(tmp_path / "out"), *flags])
     _, err = proc.communicate(timeout=120)
     assert proc.returncode != 0 and message in err
