@@ -63,7 +63,7 @@ _MODELS = {
     "Model": "nn",
     "mlp": "nn",
     "supermask_mlp": "nn",
-    "expand_sparsify": "nn",
+    "expansion_readout": "nn",
     "meanfield_two_layer": "nn",
     "kernel_mask_spec": "nn",
 }
@@ -89,6 +89,8 @@ _ANALYSIS = {
     "pca_scores": "info",
 }
 _EXPORTS: dict[str, str] = {**_KERNELS, **_MASKS, **_MODELS, **_ENGINE, **_ANALYSIS}
+# Old names still reachable (not in __all__); calling them warns (CHANGELOG.md).
+_DEPRECATED = {"expand_sparsify": "nn"}  # the model, now expansion_readout
 
 # Public submodules, also reachable as attributes (`esparse.masks`) without an import.
 _SUBMODULES = (
@@ -157,7 +159,7 @@ __all__ = [
     "Model",
     "mlp",
     "supermask_mlp",
-    "expand_sparsify",
+    "expansion_readout",
     "meanfield_two_layer",
     "kernel_mask_spec",
     "train_seeds",
@@ -181,6 +183,8 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     """Import on first use: a curated name from its submodule, or a public submodule."""
+    if name in _DEPRECATED:
+        return getattr(importlib.import_module(f"esparse.{_DEPRECATED[name]}"), name)
     if name in _EXPORTS:
         module = importlib.import_module(f"esparse.{_EXPORTS[name]}")
         value = getattr(module, name)
@@ -245,7 +249,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         Model,
         dropout,
         dropout_mask,
-        expand_sparsify,
+        expansion_readout,
         kernel_mask_spec,
         meanfield_two_layer,
         mlp,

@@ -22,6 +22,8 @@ Under `jax.jit` the array arguments are tracers; value checks are skipped for th
 from __future__ import annotations
 
 import numbers
+import warnings
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -33,8 +35,22 @@ def is_traced(x) -> bool:
     return isinstance(x, jax.core.Tracer)
 
 
+def static(name: str, value, what: str = "a size") -> None:
+    """Raise unless `value` is a static Python value: a traced or jax array value cannot set
+    an array shape or a count, so it must be static under jax.jit / jax.vmap."""
+    if isinstance(value, jax.core.Tracer | jax.Array):
+        raise ValueError(
+            f"{name} is {what} and must be static (a Python number), got "
+            f"{'a traced' if isinstance(value, jax.core.Tracer) else 'a jax array'} "
+            f"{type(value).__name__} of shape {np.shape(value)}: keep it out of the jitted or "
+            f"vmapped arguments (static: use static_argnums / functools.partial, e.g. "
+            f"jax.jit(f, static_argnames={name!r}) or functools.partial(f, {name}=...))"
+        )
+
+
 def positive_int(name: str, value) -> int:
     """`value` as a Python int >= 1, else ValueError."""
+    static(name, value)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return int(value)
@@ -42,9 +58,10 @@ def positive_int(name: str, value) -> int:
 
 def int_in_range(name: str, value, low: int, high: int) -> int:
     """`value` as an int with low <= value <= high, else ValueError."""
+    static(name, value)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be an int, got {value!r}")
-    if not low <= value <= high:
+    if not low <= int(value) <= high:
         raise ValueError(f"{name} must be in [{low}, {high}], got {value!r}")
     return int(value)
 
@@ -53,29 +70,61 @@ def float_in_range(
     name: str, value, low: float, high: float, *, low_open: bool = False, high_open: bool = False
 ) -> float:
     """`value` as a float in the interval between low and high (open ends as asked)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
-    too_low = value <= low if low_open else value < low
-    too_high = value >= high if high_open else value > high
+    v = float(value)
+    if not np.isfinite(v):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    too_low = v <= low if low_open else v < low
+    too_high = v >= high if high_open else v > high
     if too_low or too_high:
         interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
         raise ValueError(f"{name} must be in {interval}, got {value!r}")
     return float(value)
 
 
-def resolve_count(name: str, k, width: int) -> int:
-    """An int count in [1, width], or a float fraction in (0, 1] turned into one.
+def count_or_fraction(
+    k,
+    fraction,
+    width: int,
+    *,
+    k_name: str = "k",
+    fraction_name: str = "fraction",
+    stacklevel: int = 3,
+) -> int:
+    """The count of `width` entries asked for by exactly one of `k` (an int count in
+    [1, width]) and `fraction` (a share in (0, 1] of width, giving max(1, round(f * width))).
 
-    A fraction f gives max(1, round(f * width)).
-    """
-    if isinstance(k, bool):
-        raise ValueError(f"{name} must be an int or a float fraction, got {k!r}")
-    if isinstance(k, numbers.Integral):
-        return int_in_range(name, k, 1, width)
-    if isinstance(k, numbers.Real):
-        frac = float_in_range(name, k, 0.0, 1.0, low_open=True)
+    Both are static: a traced value is a ValueError saying so. Deprecated: a float k in
+    (0, 1] is read as a fraction with a DeprecationWarning (`stacklevel` points it at the
+    caller); any other float k is a ValueError asking for an int."""
+    if (k is None) == (fraction is None):
+        got = "neither" if k is None else f"both {k_name}={k!r} and {fraction_name}={fraction!r}"
+        raise ValueError(
+            f"give exactly one of {k_name}= (an int count in [1, {width}]) and "
+            f"{fraction_name}= (a share in (0, 1] of {width}), got {got}"
+        )
+    if fraction is not None:
+        static(fraction_name, fraction, "a share of a size")
+        frac = float_in_range(fraction_name, fraction, 0.0, 1.0, low_open=True)
         return max(1, min(width, int(round(frac * width))))
-    raise ValueError(f"{name} must be an int or a float fraction, got {k!r}")
+    static(k_name, k, "a count")
+    if isinstance(k, numbers.Integral) and not isinstance(k, bool):
+        return int_in_range(k_name, k, 1, width)
+    if isinstance(k, numbers.Real) and not isinstance(k, bool) and 0.0 < float(k) <= 1.0:
+        warnings.warn(
+            f"[esparse] {k_name}={k!r}: a float {k_name} as a share is deprecated and will be "
+            f"an error; pass {fraction_name}={k!r} for a share of {width}, or an int "
+            f"{k_name} for a count",
+            DeprecationWarning,
+            stacklevel=stacklevel,
+        )
+        return count_or_fraction(None, k, width, k_name=k_name, fraction_name=fraction_name)
+    hint = ""
+    if isinstance(k, numbers.Real) and not isinstance(k, bool) and np.isfinite(float(k)):
+        example = int(round(float(k)))
+        hint = f" (pass an int, e.g. {k_name}={example}, or a share with {fraction_name}=)"
+    raise ValueError(f"{k_name} must be an int count in [1, {width}], got {k!r}{hint}")
 
 
 def ndim(name: str, x, expected: int):
@@ -124,7 +173,8 @@ def one_of(name: str, value, options) -> None:
 
 def same_tree(name: str, tree, ref_name: str, ref, *, shapes: bool = True) -> None:
     """Raise unless `tree` has the pytree structure of `ref` (and, if asked, its leaf shapes)."""
-    tree_def, ref_def = jax.tree_util.tree_structure(tree), jax.tree_util.tree_structure(ref)
+    tree_def: Any = jax.tree_util.tree_structure(tree)
+    ref_def = jax.tree_util.tree_structure(ref)
     if tree_def != ref_def:
         raise ValueError(f"{name} must have the tree structure of {ref_name}, got {tree_def}")
     if not shapes:
@@ -152,6 +202,20 @@ def bool_flags(name: str, tree, ref_name: str, ref) -> list[bool]:
         if not isinstance(flag, bool | np.bool_):
             raise ValueError(f"{name} must hold Python bools, got a leaf {flag!r}")
     return [bool(f) for f in flags]
+
+
+def prunable_flags(prunable, params) -> list[bool]:
+    """Which leaves of `params` are prunable, as a list in tree-flatten order.
+
+    The one default of every pruning and mask-counting function: None marks every leaf with
+    ndim >= 2 (weight matrices and conv kernels; not biases, scales or scalars). True marks
+    every leaf, False none; or a pytree of Python bools shaped like params (e.g.
+    `esparse.nn.kernel_mask_spec(params)`, which also leaves out fixed projections)."""
+    if prunable is None:
+        return [np.ndim(leaf) >= 2 for leaf in jax.tree_util.tree_leaves(params)]
+    if isinstance(prunable, bool | np.bool_):
+        return [bool(prunable)] * len(jax.tree_util.tree_leaves(params))
+    return bool_flags("prunable", prunable, "params", params)
 
 
 def fraction(name: str, value, *, density: bool = False) -> None:

@@ -12,17 +12,20 @@ dense (batch, m) output.
 from __future__ import annotations
 
 import functools
+from typing import Literal, get_args
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
 from esparse import _checks, codes, selection
-from esparse.projection import Projection
+from esparse.projection import Kind, Projection
+from esparse.selection import Method
 
-__all__ = ["OUTPUTS", "expand_and_sparsify"]
+__all__ = ["OUTPUTS", "Output", "expand_and_sparsify"]
 
-OUTPUTS = ("dense", "indices", "packed")  # forms of expand_and_sparsify's result
+Output = Literal["dense", "indices", "packed"]  # forms of expand_and_sparsify's result
+OUTPUTS: tuple[str, ...] = get_args(Output)
 # Rows of x per step of the fused expand-and-sparsify, by platform (as selection.AUTO): on a
 # CPU a block's projection is still in cache when it is sparsified; on GPU and TPU lax.map
 # would run the blocks one after another, so the whole batch is one matmul and one selection.
@@ -74,33 +77,42 @@ def expand_and_sparsify(
     key: jax.Array,
     x: jax.Array,
     m: int,
-    k: int | float,
-    kind: str = "gaussian",
+    k: int | None = None,
+    kind: Kind = "gaussian",
     binary: bool = False,
     block_size: int | None = None,
     *,
-    method: str = "auto",
+    fraction: float | None = None,
+    method: Method = "auto",
     check_finite: bool = False,
-    output: str = "dense",
+    output: Output = "dense",
     **kind_args: object,
 ) -> jax.Array | tuple[jax.Array, jax.Array]:
     """Expand-and-sparsify: random projection to m units, then k-WTA per row.
 
-    x: (batch, d_in) -> (batch, m), `projection.project(key, x, m, kind, block_size, **kind_args)`
-    followed by `kwta` (or `kwta_binary` with binary=True) with k an int in [1, m] or a
-    fraction of m. Exactly k winners per row, ties to the lowest index; a row of x holding a
-    NaN or an inf comes out all NaN. method ("auto", "search", "top_k") and check_finite as
-    in `esparse.sparsify`. Dasgupta et al., Science 2017; Mukherjee & Huberman, arXiv
-    2211.14632.
+    x: (..., d_in) -> (..., m), `projection.project(key, x, m, kind, block_size, **kind_args)`
+    followed by `kwta` (or `kwta_binary` with binary=True). How many win: exactly one of k
+    (an int count in [1, m]) and fraction= (a share in (0, 1] of m). m, k, fraction and
+    block_size are static Python ints (they set shapes): under `jax.jit` / `jax.vmap` keep
+    them out of the traced arguments (static: use static_argnums / functools.partial); a
+    float k in (0, 1] as a share is deprecated. Exactly k winners per row, ties to the lowest
+    index; a row of x holding a NaN or an inf comes out all NaN. method ("auto", "search",
+    "top_k") and check_finite as in `esparse.sparsify`. Dtypes as `projection.project`: the
+    output is in x's dtype (values, binary codes), the projection is drawn in x's dtype and
+    its matmul accumulates in float32. Dasgupta et al., Science 2017; Mukherjee & Huberman,
+    arXiv 2211.14632.
 
-    output: "dense" (the (batch, m) array above), "indices" (`sparsify.kwta_indices`'s form:
-    values and ascending indices, each (batch, k); binary is ignored) or "packed" (the binary
-    code as (batch, ceil(m / 32)) uint32, `codes.pack_bits`'s bit order). The sparse forms
+    output: "dense" (the (..., m) array above), "indices" (`sparsify.kwta_indices`'s form:
+    values and ascending indices, each (..., k); binary is ignored) or "packed" (the binary
+    code as (..., ceil(m / 32)) uint32, `codes.pack_bits`'s bit order). The sparse forms
     never write the dense (batch, m) output: each fused row block is reduced to them.
     """
     spec = Projection.of(x, m, kind, block_size, check_finite=check_finite, **kind_args)
-    k = _checks.resolve_count("k", k, spec.m)
+    k = _checks.count_or_fraction(k, fraction, spec.m, stacklevel=3)
     _checks.one_of("method", method, selection.METHODS)
     _checks.one_of("output", output, OUTPUTS)
     mode = output if output != "dense" else "binary" if binary else "values"
-    return _expand_and_sparsify(key, x, spec, k, mode, method)
+    if x.ndim == 2:
+        return _expand_and_sparsify(key, x, spec, k, mode, method)
+    out = _expand_and_sparsify(key, jnp.reshape(x, (-1, spec.d_in)), spec, k, mode, method)
+    return jax.tree.map(lambda o: o.reshape(*x.shape[:-1], o.shape[-1]), out)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import functools
 import operator
+import warnings
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -62,18 +64,29 @@ def _check_index(name: str, idx, shape: tuple[int, ...], high: int) -> None:
         raise ValueError(f"{name} must hold indices in [0, {high}), got {bad!r}")
 
 
-def flyhash(key: jax.Array, x: jax.Array, m: int, k: int | float, c: int) -> jax.Array:
+def flyhash(
+    key: jax.Array,
+    x: jax.Array,
+    m: int,
+    k: int | None = None,
+    c: int | None = None,
+    *,
+    fraction: float | None = None,
+) -> jax.Array:
     """FlyHash codes: m binary units each summing c distinct random inputs, top k set to 1.
 
     x: (n, d) float -> packed (n, ceil(m / 32)) uint32, exactly k bits set per row (Dasgupta
-    et al. 2017). k: int in [1, m] (or a fraction in (0, 1] of m, as `sparsify.kwta_mask`);
-    c: int in [1, d]. The units are `projection.fly(key, d, m, c)` applied by
-    gather-and-sum; the winners are `sparsify.kwta_mask` (ties go to the lower unit index),
-    packed by `pack_bits`.
+    et al. 2017). Exactly one of k (an int count in [1, m]) and fraction= (a share in (0, 1]
+    of m, as `sparsify.kwta_mask`); c: int in [1, d], required. m, k, fraction and c are
+    static Python numbers (under jax.jit: static_argnums / functools.partial). The units
+    are `projection.fly(key, d, m, c)` applied by gather-and-sum; the winners are
+    `sparsify.kwta_mask` (ties go to the lower unit index), packed by `pack_bits`.
     """
     _check_points("x", x)
     m = _checks.positive_int("m", m)
-    k = _checks.resolve_count("k", k, m)
+    k = _checks.count_or_fraction(k, fraction, m, stacklevel=3)
+    if c is None:
+        raise ValueError("c, the number of inputs summed per unit, is required, got None")
     c = _checks.int_in_range("c", c, 1, x.shape[1])
     indices = projection.fly(key, x.shape[1], m, c)
     return pack_bits(sparsify.kwta_mask(projection.apply_fly(x, indices), k))
@@ -190,13 +203,22 @@ def _knn(database, queries, k: int, block: int):
 
 
 def hamming_knn(
-    database: jax.Array, queries: jax.Array, k: int, block_size: int = 4096
+    *args: Any,
+    queries: jax.Array | None = None,
+    database: jax.Array | None = None,
+    k: int | None = None,
+    block_size: int = 4096,
 ) -> tuple[jax.Array, jax.Array]:
-    """Exact k nearest neighbours in Hamming distance of packed codes.
+    """Exact k nearest neighbours in Hamming distance of packed codes:
+    `hamming_knn(queries=q, database=db, k=5)`, keyword-only.
 
-    database: (n, W) uint32, queries: (q, W) uint32 -> (distances, indices), each (q, k)
+    queries: (q, W) uint32, database: (n, W) uint32 -> (distances, indices), each (q, k)
     int32, sorted by (distance, database index): among codes at equal distance the lower
-    database index comes first (the order of a stable argsort of the distances).
+    database index comes first (the order of a stable argsort of the distances). k and
+    block_size are static Python ints. Deprecated: the positional form
+    `hamming_knn(database, queries, k)` (database first, unlike FAISS's
+    `index.search(queries, k)` and scikit-learn's `kneighbors(X)`) still works, with a
+    DeprecationWarning.
 
     Distances are XOR + popcount summed over words. The database is scanned in blocks of
     `block_size` codes (`lax.scan`), keeping a running k-best per query, so memory is
@@ -210,6 +232,25 @@ def hamming_knn(
     multiple of 32 (and capped so that distance * block fits int32). vmap over a leading
     seed axis of both inputs.
     """
+    if args:
+        if len(args) > 4 or queries is not None or database is not None or k is not None:
+            raise ValueError(
+                "hamming_knn takes queries=, database=, k= by keyword, got "
+                f"{len(args)} positional arguments with keywords"
+            )
+        warnings.warn(
+            "[esparse] hamming_knn(database, queries, k) with positional arguments is "
+            "deprecated: pass hamming_knn(queries=..., database=..., k=...) by keyword",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        database, queries, k = (*args, None, None, None)[:3]
+        block_size = args[3] if len(args) == 4 else block_size
+    if queries is None or database is None or k is None:
+        raise ValueError(
+            "hamming_knn needs queries=, database= and k=, got "
+            f"queries={type(queries).__name__}, database={type(database).__name__}, k={k!r}"
+        )
     _check_codes("database", database, "queries", queries)
     k = _checks.int_in_range("k", k, 1, database.shape[0])
     block_size = _checks.positive_int("block_size", block_size)

@@ -14,9 +14,10 @@ that apply it in training.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 import flax.linen as nn
 import jax
@@ -24,12 +25,14 @@ import jax.numpy as jnp
 from jax import lax
 
 from esparse import _checks, meanfield, projection, sparsify, supermasks
-from esparse._checks import float_in_range, one_of, positive_int, resolve_count
+from esparse._checks import count_or_fraction, float_in_range, one_of, positive_int
 
 __all__ = [
     "ACTIVATIONS",
+    "Activation",
     "ExpandSparsify",
     "KERNEL_INITS",
+    "KernelInit",
     "MLP",
     "MaskedDense",
     "MeanField",
@@ -37,6 +40,7 @@ __all__ = [
     "dropout",
     "dropout_mask",
     "expand_sparsify",
+    "expansion_readout",
     "kernel_mask_spec",
     "kept_fraction",
     "meanfield_two_layer",
@@ -47,6 +51,8 @@ __all__ = [
 PRNGKey = jax.Array
 Params = Any
 
+Activation = Literal["relu", "tanh", "gelu", "sigmoid", "identity"]  # keys of ACTIVATIONS
+KernelInit = Literal["lecun", "kaiming"]  # keys of KERNEL_INITS
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": jax.nn.relu,
     "tanh": jnp.tanh,
@@ -163,12 +169,12 @@ class MLP(nn.Module):
     """
 
     widths: tuple[int, ...]
-    activation: str = "relu"
+    activation: Activation = "relu"
     residual: bool = False
     dropout_rate: float = 0.0
     input_dropout_rate: float = 0.0
     use_bias: bool = True
-    kernel_init: str = "lecun"
+    kernel_init: KernelInit = "lecun"
 
     @nn.compact
     def __call__(self, x, key=None, train: bool = False):
@@ -219,12 +225,12 @@ def _model(module: nn.Module, d_in: int, needs_key: bool) -> Model:
 def mlp(
     widths: Sequence[int],
     *,
-    activation: str = "relu",
+    activation: Activation = "relu",
     residual: bool = False,
     dropout_rate: float = 0.0,
     input_dropout_rate: float = 0.0,
     use_bias: bool = True,
-    kernel_init: str = "lecun",
+    kernel_init: KernelInit = "lecun",
 ) -> Model:
     """MLP with widths (d_in, h_1, ..., d_out): x (..., d_in) -> logits (..., d_out).
 
@@ -256,15 +262,17 @@ class ExpandSparsify(nn.Module):
     P (d_in, m) is a fixed Gaussian projection (`esparse.projection.gaussian`) drawn from the
     init key and stored as params["projection"], but never trained: it sits behind a
     stop_gradient, so its gradient is zero (freeze it against weight decay too with
-    `esparse.optim.train_only(opt, params, "readout")`). k: int or fraction of m kept per row.
+    `esparse.optim.train_only(opt, params, "readout")`). k: the int count kept per row, or
+    None with fraction: the share of m kept (exactly one; both static).
     straight_through=True uses `kwta_st`, passing gradients to x when the layer is composed.
     """
 
     m: int
-    k: int | float
+    k: int | None
     d_out: int
     straight_through: bool = False
     use_bias: bool = True
+    fraction: float | None = None
 
     @nn.compact
     def __call__(self, x):
@@ -272,18 +280,44 @@ class ExpandSparsify(nn.Module):
             "projection", lambda key, d_in: projection.gaussian(key, d_in, self.m), x.shape[-1]
         )
         select = sparsify.kwta_st if self.straight_through else sparsify.kwta
-        h = select(x @ lax.stop_gradient(proj), self.k)
+        h = select(x @ lax.stop_gradient(proj), self.k, fraction=self.fraction)
         return MaskedDense(self.d_out, self.use_bias, name="readout")(h), h
+
+
+def expansion_readout(
+    d_in: int,
+    m: int,
+    d_out: int,
+    *,
+    k: int | None = None,
+    fraction: float | None = None,
+    use_bias: bool = True,
+) -> Model:
+    """Model of `ExpandSparsify`: x (..., d_in) -> (..., d_out) through a fixed expansion to m
+    units of which the k largest per row stay active (exactly one of k, an int count, and
+    fraction, a share of m), then a trained linear readout. hidden(params, x) is the sparse
+    code. All sizes are static Python numbers."""
+    d_in, m, d_out = positive_int("d_in", d_in), positive_int("m", m), positive_int("d_out", d_out)
+    count_or_fraction(k, fraction, m, stacklevel=3)
+    if isinstance(k, float):  # the deprecated float share, already warned about
+        k, fraction = None, k
+    module = ExpandSparsify(m, k, d_out, use_bias=bool(use_bias), fraction=fraction)
+    return _model(module, d_in, needs_key=False)
 
 
 def expand_sparsify(
     d_in: int, m: int, k: int | float, d_out: int, *, use_bias: bool = True
 ) -> Model:
-    """Model of `ExpandSparsify`: x (..., d_in) -> (..., d_out) through a fixed expansion to m
-    units of which the k largest per row stay active. hidden(params, x) is the sparse code."""
-    d_in, m, d_out = positive_int("d_in", d_in), positive_int("m", m), positive_int("d_out", d_out)
-    resolve_count("k", k, m)
-    return _model(ExpandSparsify(m, k, d_out, use_bias=bool(use_bias)), d_in, needs_key=False)
+    """Deprecated alias of `expansion_readout(d_in, m, d_out, k=k)` (the old name differed
+    from the kernel `esparse.expand_and_sparsify` by one word)."""
+    warnings.warn(
+        "[esparse] esparse.expand_sparsify is deprecated: use "
+        "esparse.expansion_readout(d_in, m, d_out, k=...) or fraction=... (the model; "
+        "esparse.expand_and_sparsify is the kernel)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return expansion_readout(d_in, m, d_out, k=k, use_bias=use_bias)  # type: ignore[arg-type]
 
 
 class MeanField(nn.Module):
@@ -294,7 +328,7 @@ class MeanField(nn.Module):
     """
 
     m: int
-    activation: str = "relu"
+    activation: Activation = "relu"
 
     @nn.compact
     def __call__(self, x):
@@ -305,7 +339,7 @@ class MeanField(nn.Module):
         return meanfield.meanfield_forward({"a": a, "w": w}, x, act), act(x @ w.T)
 
 
-def meanfield_two_layer(d_in: int, m: int, activation: str = "relu") -> Model:
+def meanfield_two_layer(d_in: int, m: int, activation: Activation = "relu") -> Model:
     """Model of `MeanField`: x (..., d_in) -> f(x) (...,); hidden(params, x) = (act(x w^T),)."""
     d_in, m = positive_int("d_in", d_in), positive_int("m", m)
     one_of("activation", activation, ACTIVATIONS)
@@ -334,7 +368,10 @@ def supermask_mlp(
     one_of("activation", activation, ACTIVATIONS)
     act = ACTIVATIONS[activation]
     shapes = list(zip(widths[:-1], widths[1:], strict=True))
-    ks = [resolve_count("keep_fraction", keep_fraction, a * b) for a, b in shapes]
+    ks = [
+        count_or_fraction(None, keep_fraction, a * b, fraction_name="keep_fraction")
+        for a, b in shapes
+    ]
     names = [f"layer_{l}" for l in range(len(shapes))]
 
     @jax.jit
@@ -354,7 +391,8 @@ def supermask_mlp(
         for l, (name, k) in enumerate(zip(names, ks, strict=True)):
             mask = supermasks.edge_popup_mask(params["scores"][name], k)
             w = lax.stop_gradient(params["weights"][name])
-            h = MaskedDense(widths[l + 1], use_bias=False).apply({"params": {"kernel": w}}, h, mask)
+            layer = MaskedDense(widths[l + 1], use_bias=False)
+            h = cast(jax.Array, layer.apply({"params": {"kernel": w}}, h, mask))
             if l < len(names) - 1:
                 h = act(h)
             outs.append(h)

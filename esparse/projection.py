@@ -18,6 +18,16 @@ Kinds (each scaled so that E ||x P||^2 = ||x||^2):
   signs D, the Walsh-Hadamard matrix H of the input zero-padded to a power of two, and S a
   sample of coordinates without replacement (Ailon & Chazelle 2009; Tropp 2011). When m
   exceeds the padded size, independent SRHT blocks (new signs and sample) are stacked.
+
+Shapes: x is (..., d_in), any leading batch axes, -> (..., m). Sizes (d_in, m, c,
+block_size) are static Python ints: they set array shapes, so under `jax.jit` / `jax.vmap`
+keep them out of the traced arguments (static: use static_argnums / functools.partial).
+
+Dtypes, one policy for every kernel: the output has x's dtype (float32, bfloat16, float16,
+float64); matrices are drawn in x's dtype unless `dtype=` asks for another (then the output
+has the promoted dtype); every matmul and gather-sum accumulates in at least float32
+(`preferred_element_type`), so bfloat16 and float16 inputs lose precision only in the final
+rounding to their dtype.
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import NamedTuple
+from typing import Any, Literal, NamedTuple, cast, get_args
 
 import jax
 import jax.numpy as jnp
@@ -36,6 +46,7 @@ from esparse import _checks
 
 __all__ = [
     "KINDS",
+    "Kind",
     "Projection",
     "SRHTParams",
     "apply_fly",
@@ -47,7 +58,8 @@ __all__ = [
     "srht",
 ]
 
-KINDS = ("gaussian", "sparse_sign", "fly", "srht")
+Kind = Literal["gaussian", "sparse_sign", "fly", "srht"]  # the kinds of random projection
+KINDS: tuple[str, ...] = get_args(Kind)
 _UNITS_PER_BLOCK = 256  # canonical block of output units (gaussian, sparse_sign, fly)
 
 
@@ -90,7 +102,7 @@ def _fly_block(kb, d_in: int, c: int):
     bits = jax.random.bits(kb, (c, _UNITS_PER_BLOCK), jnp.uint32)
     draws = (bits % highs[:, None]).astype(jnp.int32)
     highs = highs.astype(jnp.int32)
-    chosen = []
+    chosen: list[jax.Array] = []
     for i in range(c):
         t = draws[i]
         dup = functools.reduce(jnp.logical_or, [t == p for p in chosen], jnp.zeros_like(t, bool))
@@ -213,12 +225,29 @@ def _srht(key, d_in, m):
 # ---- application ----------------------------------------------------------------------------
 
 
+def _accumulator(dtype) -> jnp.dtype:
+    """The dtype sums of `dtype` values accumulate in: at least float32."""
+    return jnp.promote_types(dtype, jnp.float32)
+
+
+def _matmul(x: jax.Array, w: jax.Array) -> jax.Array:
+    """x @ w accumulated in at least float32, returned in the promoted input dtype."""
+    out = jnp.result_type(x, w)
+    return jnp.matmul(x, w, preferred_element_type=_accumulator(out)).astype(out)
+
+
+def _flat(x: jax.Array) -> jax.Array:
+    """x: (..., d) -> (rows, d); a 2-D x is returned as is."""
+    return x if x.ndim == 2 else jnp.reshape(x, (-1, x.shape[-1]))
+
+
 def _check_x(x, check_finite: bool, d_in: int | None = None):
-    _checks.ndim("x", x, 2)
+    if getattr(x, "ndim", 0) < 1:
+        raise ValueError(f"x must be (..., d_in), at least 1-D, got {getattr(x, 'shape', x)!r}")
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise ValueError(f"x must be a floating-point array, got dtype {x.dtype}")
-    if d_in is not None and x.shape[1] != d_in:
-        raise ValueError(f"x has d_in={x.shape[1]} columns but the projection expects {d_in}")
+    if d_in is not None and x.shape[-1] != d_in:
+        raise ValueError(f"x has d_in={x.shape[-1]} columns but the projection expects {d_in}")
     if check_finite:
         _checks.finite("x", x)
 
@@ -227,11 +256,13 @@ def _fly_apply(x, indices):
     """x: (batch, d_in), indices: (units, c) -> (batch, units): one column gather per input.
 
     c gathers of (batch, units) fused into one loop; mode="clip" drops the bounds masks.
+    Sums in at least float32, returned in x's dtype.
     """
-    out = jnp.take(x, indices[:, 0], axis=1, mode="clip")
+    acc = _accumulator(x.dtype)
+    out = jnp.take(x, indices[:, 0], axis=1, mode="clip").astype(acc)
     for i in range(1, indices.shape[1]):
-        out = out + jnp.take(x, indices[:, i], axis=1, mode="clip")
-    return out
+        out = out + jnp.take(x, indices[:, i], axis=1, mode="clip").astype(acc)
+    return out.astype(x.dtype)
 
 
 @jax.jit
@@ -243,7 +274,7 @@ def _fly_apply_checked(x, indices):
 
 
 def apply_fly(x: jax.Array, indices: jax.Array, *, check_finite: bool = False) -> jax.Array:
-    """Fly projection by gather-and-sum. x: (batch, d_in), indices: (m, c) -> (batch, m).
+    """Fly projection by gather-and-sum. x: (..., d_in), indices: (m, c) -> (..., m).
 
     A unit with an index outside [0, d_in) gets an all-NaN output column. check_finite=True
     instead raises a ValueError naming x (NaN or inf) or indices (out of range), which syncs.
@@ -254,11 +285,12 @@ def apply_fly(x: jax.Array, indices: jax.Array, *, check_finite: bool = False) -
         raise ValueError(f"indices must be integers, got dtype {indices.dtype}")
     if check_finite and not _checks.is_traced(indices) and indices.size:
         lo, hi = int(jnp.min(indices)), int(jnp.max(indices))
-        if lo < 0 or hi >= x.shape[1]:
+        if lo < 0 or hi >= x.shape[-1]:
             raise ValueError(
-                f"indices must lie in [0, d_in={x.shape[1]}) for x, got range [{lo}, {hi}]"
+                f"indices must lie in [0, d_in={x.shape[-1]}) for x, got range [{lo}, {hi}]"
             )
-    return _fly_apply_checked(x, indices)
+    out = _fly_apply_checked(_flat(x), indices)
+    return out if x.ndim == 2 else out.reshape(*x.shape[:-1], out.shape[-1])
 
 
 def _hadamard(n: int) -> np.ndarray:
@@ -289,9 +321,12 @@ def _fwht(x):
 def _srht_apply_block(x, signs, rows, m):
     """One SRHT block: x: (batch, d_in) -> (batch, len(rows))."""
     d_pad = _padded(x.shape[1])
-    xs = (x * signs).astype(jnp.float32)
+    acc = _accumulator(x.dtype)
+    xs = x.astype(acc) * signs.astype(acc)
     xs = jnp.pad(xs, ((0, 0), (0, d_pad - x.shape[1])))
-    return jnp.take(_fwht(xs), rows, axis=1) * jnp.float32(1.0 / math.sqrt(m))
+    return (jnp.take(_fwht(xs), rows, axis=1) * jnp.asarray(1.0 / math.sqrt(m), acc)).astype(
+        x.dtype
+    )
 
 
 def _srht_apply(x, params: SRHTParams):
@@ -303,11 +338,15 @@ def _srht_apply(x, params: SRHTParams):
 
 
 def apply_srht(x: jax.Array, params: SRHTParams, *, check_finite: bool = False) -> jax.Array:
-    """Apply an SRHT. x: (batch, d_in) -> (batch, m), O(batch m log d) via a fast WHT.
+    """Apply an SRHT. x: (..., d_in) -> (..., m), O(batch m log d) via a fast WHT.
 
     check_finite: raise a ValueError if x holds NaN or inf (syncs; esparse._checks)."""
     _check_x(x, check_finite, params.d_in)
-    return jax.jit(_srht_apply)(x, params)
+    out = _srht_apply_jit(_flat(x), params)
+    return out if x.ndim == 2 else out.reshape(*x.shape[:-1], out.shape[-1])
+
+
+_srht_apply_jit = jax.jit(_srht_apply)
 
 
 # ---- project -----------------------------------------------------------------------------
@@ -318,10 +357,11 @@ class Projection:
     """A validated random projection of `kind` from d_in to m units (static and hashable, so
     it can be a static argument of a jitted function). Built by `Projection.of`.
 
-    dtype, density and c are the kind's arguments (None where the kind takes none);
+    dtype (of the matrix: x's dtype unless given), density and c are the kind's arguments
+    (None where the kind takes none);
     block_size: None (materialize the matrix) or a multiple of the canonical block."""
 
-    kind: str
+    kind: Kind
     d_in: int
     m: int
     block_size: int | None
@@ -334,22 +374,23 @@ class Projection:
         cls,
         x: jax.Array,
         m: int,
-        kind: str = "gaussian",
+        kind: Kind = "gaussian",
         block_size: int | None = None,
         *,
         check_finite: bool = False,
         **kind_args: object,
     ) -> Projection:
-        """Validate `project`'s arguments for x: (batch, d_in); ValueError naming any bad one."""
+        """Validate `project`'s arguments for x: (..., d_in); ValueError naming any bad one."""
         _check_x(x, check_finite)
-        d_in = x.shape[1]
+        d_in = x.shape[-1]
         m = _checks.positive_int("m", m)
         _checks.one_of("kind", kind, KINDS)
         allowed = {"gaussian": {"dtype"}, "sparse_sign": {"dtype", "density"}, "fly": {"c"}}
         extra = set(kind_args) - allowed.get(kind, set())
         if extra:
             raise ValueError(f"kind_args {sorted(extra)} are not accepted by kind={kind!r}")
-        dtype = jnp.dtype(kind_args.get("dtype", jnp.float32))
+        dtype_arg: Any = kind_args.get("dtype", x.dtype)
+        dtype = jnp.dtype(dtype_arg)
         density = _density(kind_args.get("density"), d_in) if kind == "sparse_sign" else None
         c = None
         if kind == "fly":
@@ -381,8 +422,8 @@ class Projection:
         if self.kind == "fly":
             return _fly_apply(x, matrix)
         if self.kind == "srht":
-            return _srht_apply(x, matrix)
-        return x @ matrix
+            return _srht_apply(x, cast(SRHTParams, matrix))
+        return _matmul(x, cast(jax.Array, matrix))
 
     def __call__(self, key: jax.Array, x: jax.Array) -> jax.Array:
         """x: (batch, d_in) -> (batch, m); blocked when block_size is set (traceable)."""
@@ -399,10 +440,10 @@ class Projection:
         keys = _block_keys(key, first_block, n_blocks)
         if self.kind == "gaussian":
             w = jax.vmap(lambda kb: _gaussian_block(kb, d_in, m, self.dtype))(keys)
-            return x @ jnp.moveaxis(w, 0, 1).reshape(d_in, -1)
+            return _matmul(x, jnp.moveaxis(w, 0, 1).reshape(d_in, -1))
         if self.kind == "sparse_sign":
             w = jax.vmap(lambda kb: _sparse_sign_block(kb, d_in, m, self.density, self.dtype))(keys)
-            return x @ jnp.moveaxis(w, 0, 1).reshape(d_in, -1)
+            return _matmul(x, jnp.moveaxis(w, 0, 1).reshape(d_in, -1))
         if self.kind == "fly":
             idx = jax.vmap(lambda kb: _fly_block(kb, d_in, self.c))(keys)
             return _fly_apply(x, idx.reshape(-1, self.c))
@@ -418,13 +459,13 @@ def project(
     key: jax.Array,
     x: jax.Array,
     m: int,
-    kind: str = "gaussian",
+    kind: Kind = "gaussian",
     block_size: int | None = None,
     *,
     check_finite: bool = False,
     **kind_args: object,
 ) -> jax.Array:
-    """Random projection of x: (batch, d_in) -> (batch, m), generated from `key`.
+    """Random projection of x: (..., d_in) -> (..., m), generated from `key`, in x's dtype.
 
     kind: "gaussian" | "sparse_sign" (kind_args: density, dtype) | "fly" (kind_args: c) |
     "srht". Equals applying the public generator's matrix for the same key. With block_size
@@ -432,7 +473,10 @@ def project(
     block inside lax.map, so memory holds one block of it: the result equals the unblocked
     one (bit for bit for fly and srht; to float rounding for the dense kinds, whose matmul
     may sum in another order). NaN and inf propagate to the output; check_finite=True raises
-    a ValueError naming x instead (syncs; esparse._checks).
+    a ValueError naming x instead (syncs; esparse._checks). m and block_size are static
+    ints; dtypes (matrix in x's dtype unless kind_args dtype, float32 accumulation): module
+    docstring.
     """
     spec = Projection.of(x, m, kind, block_size, check_finite=check_finite, **kind_args)
-    return _project(spec, key, x)
+    out = _project(spec, key, _flat(x))
+    return out if x.ndim == 2 else out.reshape(*x.shape[:-1], out.shape[-1])

@@ -38,6 +38,7 @@ Reference: k-WTA as the sparsification step of expand-and-sparsify, Dasgupta et 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal, get_args
 
 import jax
 import jax.numpy as jnp
@@ -48,6 +49,8 @@ from jax.scipy.special import ndtri
 __all__ = [
     "AUTO",
     "METHODS",
+    "Method",
+    "Mode",
     "by_platform",
     "by_search",
     "by_top_k",
@@ -56,7 +59,9 @@ __all__ = [
     "top_k_keys",
 ]
 
-METHODS = ("auto", "search", "top_k")
+Method = Literal["auto", "search", "top_k"]  # how the winners are found (module docstring)
+Mode = Literal["mask", "values", "binary"]  # what `select` returns
+METHODS: tuple[str, ...] = get_args(Method)
 # The method "auto" runs, by platform; "default" covers GPU (cuda, rocm) and TPU. TPU: top_k
 # as well, since lax.approx_max_k is not exact and its fix-up would need the search's passes.
 AUTO = {"cpu": "search", "default": "top_k"}
@@ -307,15 +312,15 @@ def _block_select(x: jax.Array, k: int, mode: str) -> jax.Array:
     """x: (rows, n) -> (rows, n) k-WTA output of `mode`, exactly k winners per finite row."""
     rows, n = x.shape
     x_in, (x, ok) = x, _sanitized(x)
-    k = jnp.int32(k)
+    kk = jnp.int32(k)
     state = (
         jnp.full((rows,), _IMIN, jnp.int32),
         jnp.full((rows,), _IMAX, jnp.int32),
         jnp.full((rows,), n, jnp.int32),
         jnp.zeros((rows,), jnp.int32),
     )
-    state = _extract(x, k, _guess_and_interpolate(x, k, state))
-    lo, hi, clo, chi = _search(x, k, state)
+    state = _extract(x, kk, _guess_and_interpolate(x, kk, state))
+    lo, hi, clo, chi = _search(x, kk, state)
     # lo is still the -inf sentinel only where k = n: every entry wins
     t_lo = jnp.where(lo == _IMIN, -jnp.inf, _to_value(lo))[:, None]
 
@@ -325,15 +330,15 @@ def _block_select(x: jax.Array, k: int, mode: str) -> jax.Array:
     def with_ties(_):
         # clo > k only where lo and hi are adjacent floats: the band is the tie at lo, and
         # its first k - chi entries win. Rows with clo == k keep x >= lo.
-        tied = (clo > k)[:, None]
+        tied = (clo > kk)[:, None]
         t_hi = _to_value(hi)[:, None]
         above = x >= t_lo
         band = tied & above & (x < t_hi)
         rank = jnp.cumsum(band, axis=1, dtype=jnp.int32)
-        mask = jnp.where(tied, (x >= t_hi) | (band & (rank <= (k - chi)[:, None])), above)
+        mask = jnp.where(tied, (x >= t_hi) | (band & (rank <= (kk - chi)[:, None])), above)
         return _finish(x_in, mask, mode, ok)
 
-    return lax.cond(jnp.all(clo == k), exact, with_ties, None)
+    return lax.cond(jnp.all(clo == kk), exact, with_ties, None)
 
 
 def _row_block(rows: int) -> int:
@@ -397,7 +402,7 @@ def by_platform(make: Callable[[str], Callable], *args: jax.Array) -> jax.Array:
     return lax.platform_dependent(*args, **{p: scoped(p) for p in AUTO})
 
 
-def select(x2: jax.Array, k: int, mode: str, method: str = "auto") -> jax.Array:
+def select(x2: jax.Array, k: int, mode: Mode, method: Method = "auto") -> jax.Array:
     """Exactly k winners per row (module docstring). x2: (rows, n) -> (rows, n).
 
     k: static int in [1, n]. mode: "mask" (bool), "values" (x at the winners, 0 elsewhere) or

@@ -4,6 +4,17 @@ Tie policy: every row keeps exactly k entries. The winners are the k largest val
 entries equal to the k-th largest value, the lowest indices win (the order of a stable sort
 by decreasing value). -0.0 and +0.0 count as equal.
 
+How many win: exactly one of `k` (an int count in [1, n]) and `fraction=` (a share in
+(0, 1] of n, giving max(1, round(fraction * n))). Both are static Python numbers: they set
+output shapes and compiled programs, so under `jax.jit` or `jax.vmap` keep them out of the
+traced arguments (static: use static_argnums / functools.partial, e.g.
+`jax.jit(kwta, static_argnums=1)` or `jax.jit(functools.partial(kwta, k=5))`); a traced k is
+a ValueError saying so. Deprecated: a float k in (0, 1] read as a share (a
+DeprecationWarning; pass fraction= instead).
+
+Dtypes: the output has x's dtype (float32, bfloat16, float16, ...); the selection compares
+in float32, exactly.
+
 Bad values (the policy of esparse._checks): a row holding a NaN or an inf comes out poisoned,
 all NaN for `kwta` and `kwta_binary`, all False for `kwta_mask` (no winners, so its count is
 0, not k); other rows are unaffected. check_finite=True raises a ValueError naming x instead,
@@ -12,7 +23,7 @@ at the cost of a host sync.
 Selection: `method` picks how the winners are found (esparse.selection): "search" (a
 threshold search over row blocks, the fastest on CPU), "top_k" (the k-th value of lax.top_k
 as the threshold, fastest on GPU) or "auto" (the default: the backend's best, chosen inside
-the compiled program). All methods give identical outputs. k is static: each k compiles once.
+the compiled program). All methods give identical outputs. Each k compiles once.
 
 Reference: k-WTA as the sparsification step of expand-and-sparsify, Dasgupta et al.,
 "A neural algorithm for a fundamental computing problem", Science 2017.
@@ -26,11 +37,12 @@ import jax
 import jax.numpy as jnp
 
 from esparse import _checks, codes, selection
+from esparse.selection import Method
 
 __all__ = ["kwta", "kwta_binary", "kwta_binary_st", "kwta_indices", "kwta_mask", "kwta_st"]
 
 
-def _check(x, k, method: str, check_finite: bool) -> int:
+def _check(x, k, fraction, method: str, check_finite: bool) -> int:
     if getattr(x, "ndim", 0) < 1:
         raise ValueError(f"x must have at least 1 dimension, got shape {getattr(x, 'shape', x)}")
     if not jnp.issubdtype(x.dtype, jnp.floating):
@@ -40,45 +52,57 @@ def _check(x, k, method: str, check_finite: bool) -> int:
     _checks.one_of("method", method, selection.METHODS)
     if check_finite:
         _checks.finite("x", x)
-    return _checks.resolve_count("k", k, x.shape[-1])
+    return _checks.count_or_fraction(k, fraction, x.shape[-1], stacklevel=4)
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3))
-def _select(x: jax.Array, k: int, mode: str, method: str) -> jax.Array:
+def _select(x: jax.Array, k: int, mode: selection.Mode, method: Method) -> jax.Array:
     """x: (..., n) -> (..., n), rows flattened for the selection."""
     n = x.shape[-1]
     return selection.select(x.reshape(-1, n), k, mode, method).reshape(x.shape)
 
 
 def kwta_mask(
-    x: jax.Array, k: int | float, *, method: str = "auto", check_finite: bool = False
+    x: jax.Array,
+    k: int | None = None,
+    *,
+    fraction: float | None = None,
+    method: Method = "auto",
+    check_finite: bool = False,
 ) -> jax.Array:
     """Boolean mask of the k largest entries of each row. x: (..., n) -> (..., n) bool.
 
-    k: int in [1, n], or a float fraction in (0, 1] of n (max(1, round(k * n))). Exactly k
-    True per row; ties at the k-th value go to the lowest indices; a row holding a NaN or an
-    inf is all False. method and check_finite: module docstring.
+    k: static int count in [1, n], or fraction=: a static share in (0, 1] of n (exactly one;
+    module docstring). Exactly k True per row; ties at the k-th value go to the lowest
+    indices; a row holding a NaN or an inf is all False. method ("auto", "search",
+    "top_k") and check_finite: module docstring.
     """
-    k = _check(x, k, method, check_finite)
+    k = _check(x, k, fraction, method, check_finite)
     return _select(jnp.asarray(x), k, "mask", method)
 
 
 def kwta(
-    x: jax.Array, k: int | float, *, method: str = "auto", check_finite: bool = False
+    x: jax.Array,
+    k: int | None = None,
+    *,
+    fraction: float | None = None,
+    method: Method = "auto",
+    check_finite: bool = False,
 ) -> jax.Array:
     """Keep the k largest entries of each row, zero the rest. x: (..., n) -> same shape/dtype.
 
     A row holding a NaN or an inf comes out all NaN. Arguments as `kwta_mask`.
     """
-    k = _check(x, k, method, check_finite)
+    k = _check(x, k, fraction, method, check_finite)
     return _select(jnp.asarray(x), k, "values", method)
 
 
 def kwta_binary(
     x: jax.Array,
-    k: int | float,
+    k: int | None = None,
     *,
-    method: str = "auto",
+    fraction: float | None = None,
+    method: Method = "auto",
     check_finite: bool = False,
     packed: bool = False,
 ) -> jax.Array:
@@ -88,14 +112,19 @@ def kwta_binary(
     packed=True: (..., ceil(n / 32)) uint32 words instead, bit j of a row (winner j) in bit
     j % 32 of word j // 32 (`esparse.codes.pack_bits`); a NaN/inf row has no bits set.
     """
-    k = _check(x, k, method, check_finite)
+    k = _check(x, k, fraction, method, check_finite)
     if packed:
         return codes.pack_bits(_select(jnp.asarray(x), k, "mask", method))
     return _select(jnp.asarray(x), k, "binary", method)
 
 
 def kwta_indices(
-    x: jax.Array, k: int | float, *, method: str = "auto", check_finite: bool = False
+    x: jax.Array,
+    k: int | None = None,
+    *,
+    fraction: float | None = None,
+    method: Method = "auto",
+    check_finite: bool = False,
 ) -> tuple[jax.Array, jax.Array]:
     """The k winners of each row in indices form: x: (..., n) -> (values, indices), each
     (..., k), indices int32 ascending within a row, values x at them (x's dtype).
@@ -106,7 +135,7 @@ def kwta_indices(
     search over the words' running bit counts and a bit select (`codes.mask_to_indices`).
     Arguments as `kwta_mask`.
     """
-    k = _check(x, k, method, check_finite)
+    k = _check(x, k, fraction, method, check_finite)
     return _indices(jnp.asarray(x), k, method)
 
 
@@ -135,7 +164,12 @@ _kwta_st.defvjp(_kwta_st_fwd, _kwta_st_bwd)
 
 
 def kwta_st(
-    x: jax.Array, k: int | float, *, method: str = "auto", check_finite: bool = False
+    x: jax.Array,
+    k: int | None = None,
+    *,
+    fraction: float | None = None,
+    method: Method = "auto",
+    check_finite: bool = False,
 ) -> jax.Array:
     """k-WTA whose gradient flows through the winners only. x: (..., n) -> same shape.
 
@@ -143,7 +177,7 @@ def kwta_st(
     derivative of the piecewise-linear map almost everywhere). Used for k-WTA layers
     (Ahmad & Scheinkman 2019, "How can we be so dense?").
     """
-    k = _check(x, k, method, check_finite)
+    k = _check(x, k, fraction, method, check_finite)
     return _kwta_st(jnp.asarray(x), k, method)
 
 
@@ -164,7 +198,12 @@ _kwta_binary_st.defvjp(_kwta_binary_st_fwd, _kwta_binary_st_bwd)
 
 
 def kwta_binary_st(
-    x: jax.Array, k: int | float, *, method: str = "auto", check_finite: bool = False
+    x: jax.Array,
+    k: int | None = None,
+    *,
+    fraction: float | None = None,
+    method: Method = "auto",
+    check_finite: bool = False,
 ) -> jax.Array:
     """Binary k-WTA code with the straight-through estimator. x: (..., n) -> same shape.
 
@@ -172,5 +211,5 @@ def kwta_binary_st(
     al. 2013, "Estimating or propagating gradients through stochastic neurons"; the top-k
     masks of edge-popup (Ramanujan et al. 2020) use the same estimator.
     """
-    k = _check(x, k, method, check_finite)
+    k = _check(x, k, fraction, method, check_finite)
     return _kwta_binary_st(jnp.asarray(x), k, method)

@@ -170,9 +170,14 @@ ROWS = [
     pytest.param(lambda p: hashing.lsh(KEY, X, 0), "bits", "0", id="lsh-bits=0"),
     pytest.param(lambda p: hashing.lsh(KEY, X[0], 8), "x", "(5,)", id="lsh-x-1d"),
     pytest.param(lambda p: hashing.hamming(CODES, CODES[:, 0]), "b", "(4,)", id="hamming-1d"),
-    pytest.param(lambda p: hashing.hamming_knn(CODES, CODES, 5), "k", "5", id="hamming_knn-k>n"),
     pytest.param(
-        lambda p: hashing.hamming_knn(CODES, CODES, 1, block_size=0),
+        lambda p: hashing.hamming_knn(queries=CODES, database=CODES, k=5),
+        "k",
+        "5",
+        id="hamming_knn-k>n",
+    ),
+    pytest.param(
+        lambda p: hashing.hamming_knn(queries=CODES, database=CODES, k=1, block_size=0),
         "block_size",
         "0",
         id="hamming_knn-block_size=0",

@@ -134,7 +134,9 @@ def _sparse_codes(n, words, p=0.05):
 @pytest.mark.parametrize(("n", "k", "block"), [(300, 10, 64), (257, 1, 512), (50, 50, 16)])
 def test_knn_equals_stable_argsort(n, k, block):
     db, qs = _sparse_codes(n, 2), _sparse_codes(23, 2)
-    dist, idx = hashing.hamming_knn(jnp.asarray(db), jnp.asarray(qs), k, block_size=block)
+    dist, idx = hashing.hamming_knn(
+        queries=jnp.asarray(qs), database=jnp.asarray(db), k=k, block_size=block
+    )
     full = _np_hamming(qs, db)
     order = np.argsort(full, axis=1, kind="stable")[:, :k]
     np.testing.assert_array_equal(np.asarray(idx), order)
@@ -144,9 +146,11 @@ def test_knn_equals_stable_argsort(n, k, block):
 def test_knn_vmaps_over_seeds():
     db = jnp.asarray(np.stack([_sparse_codes(100, 1, 0.3) for _ in range(3)]))
     qs = jnp.asarray(np.stack([_sparse_codes(4, 1, 0.3) for _ in range(3)]))
-    dist, idx = jax.vmap(lambda a, b: hashing.hamming_knn(a, b, 5, block_size=32))(db, qs)
+    dist, idx = jax.vmap(
+        lambda a, b: hashing.hamming_knn(queries=b, database=a, k=5, block_size=32)
+    )(db, qs)
     for s in range(3):
-        d1, i1 = hashing.hamming_knn(db[s], qs[s], 5, block_size=32)
+        d1, i1 = hashing.hamming_knn(queries=qs[s], database=db[s], k=5, block_size=32)
         np.testing.assert_array_equal(idx[s], i1)
         np.testing.assert_array_equal(dist[s], d1)
 
@@ -158,7 +162,7 @@ def test_knn_agrees_with_faiss():
     index = faiss.IndexBinaryFlat(256)
     index.add(db.view(np.uint8))
     f_dist, f_idx = index.search(qs.view(np.uint8), 10)
-    dist, idx = hashing.hamming_knn(jnp.asarray(db), jnp.asarray(qs), 10)
+    dist, idx = hashing.hamming_knn(queries=jnp.asarray(qs), database=jnp.asarray(db), k=10)
     np.testing.assert_array_equal(np.asarray(dist), f_dist)
     # the same neighbours up to ties: equal sets below the k-th distance
     for row in range(30):
@@ -179,25 +183,25 @@ def test_knn_agrees_with_faiss():
         ),
         (
             lambda: hashing.hamming_knn(
-                jnp.zeros((5, 2), jnp.uint32), jnp.zeros((2, 3), jnp.uint32), 1
+                database=jnp.zeros((5, 2), jnp.uint32), queries=jnp.zeros((2, 3), jnp.uint32), k=1
             ),
             "database and queries",
         ),
         (
             lambda: hashing.hamming_knn(
-                jnp.zeros((5, 2), jnp.uint32), jnp.zeros((2, 2), jnp.uint32), 6
+                database=jnp.zeros((5, 2), jnp.uint32), queries=jnp.zeros((2, 2), jnp.uint32), k=6
             ),
             "k",
         ),
         (
             lambda: hashing.hamming_knn(
-                jnp.zeros((5, 2), jnp.uint32), jnp.zeros((2, 2), jnp.uint32), 0
+                database=jnp.zeros((5, 2), jnp.uint32), queries=jnp.zeros((2, 2), jnp.uint32), k=0
             ),
             "k",
         ),
         (
             lambda: hashing.hamming_knn(
-                jnp.zeros((5, 2), jnp.float32), jnp.zeros((2, 2), jnp.uint32), 1
+                database=jnp.zeros((5, 2), jnp.float32), queries=jnp.zeros((2, 2), jnp.uint32), k=1
             ),
             "database",
         ),

@@ -115,8 +115,8 @@ def test_meanfield_formula():
     np.testing.assert_allclose(model.hidden(params, X)[0], np.tanh(X @ p["w"].T), rtol=1e-5)
 
 
-def test_expand_sparsify_fixed_projection_and_k_active():
-    model = nn.expand_sparsify(4, 40, 5, 3)
+def test_expansion_readout_fixed_projection_and_k_active():
+    model = nn.expansion_readout(4, 40, 3, k=5)
     params = model.init(jax.random.key(9))
     assert params["projection"].shape == (4, 40)
     (code,) = model.hidden(params, X)
@@ -192,6 +192,13 @@ def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="keep_fraction"):
         nn.supermask_mlp((4, 3), keep_fraction=0.0)
     with pytest.raises(ValueError, match="k"):
-        nn.expand_sparsify(4, 10, 11, 3)
+        nn.expansion_readout(4, 10, 3, k=11)
+    with pytest.warns(DeprecationWarning, match="expand_sparsify is deprecated"):
+        old = nn.expand_sparsify(4, 10, 2, 3)
+    new = nn.expansion_readout(4, 10, 3, k=2)
+    params = new.init(jax.random.key(0))
+    np.testing.assert_array_equal(old.apply(params, X), new.apply(params, X))
+    shared = nn.expansion_readout(4, 10, 3, fraction=0.2)  # 2 of 10
+    np.testing.assert_array_equal(shared.apply(params, X), new.apply(params, X))
     with pytest.raises(ValueError, match="m"):
         nn.meanfield_two_layer(4, 0)

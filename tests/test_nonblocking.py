@@ -72,7 +72,7 @@ def _consumers():
     }
     for kind, args in (("gaussian", {}), ("sparse_sign", {}), ("fly", {"c": 6}), ("srht", {})):
         out[f"expand_and_sparsify {kind}"] = lambda big, kind=kind, args=args: (
-            expansion.expand_and_sparsify(key, big[:64, :64], 512, 0.05, kind, **args)
+            expansion.expand_and_sparsify(key, big[:64, :64], 512, kind=kind, fraction=0.05, **args)
         )
     return out
 

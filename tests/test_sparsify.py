@@ -85,7 +85,7 @@ def test_mask_matches_reference_with_ties_hypothesis(x, k):
 def test_mask_matches_reference_floats_hypothesis(x, frac):
     k = max(1, min(x.shape[1], round(frac * x.shape[1])))
     np.testing.assert_array_equal(
-        np.asarray(sparsify.kwta_mask(jnp.asarray(x), frac)), reference_mask(x, k)
+        np.asarray(sparsify.kwta_mask(jnp.asarray(x), fraction=frac)), reference_mask(x, k)
     )
 
 
@@ -120,16 +120,34 @@ def test_values_binary_and_leading_dims():
     out = sparsify.kwta(jnp.asarray(x), 5)
     assert out.shape == x.shape and out.dtype == jnp.float32
     np.testing.assert_array_equal(np.asarray(out), np.where(ref, x, 0.0))
-    binary = sparsify.kwta_binary(jnp.asarray(x), 0.1)
+    binary = sparsify.kwta_binary(jnp.asarray(x), fraction=0.1)
     assert binary.dtype == jnp.float32
     np.testing.assert_array_equal(np.asarray(binary), ref.astype(np.float32))
 
 
 def test_fraction_resolves_to_rounded_count():
     x = jnp.asarray(np.random.default_rng(2).standard_normal((4, 100)), jnp.float32)
-    assert np.all(np.asarray(sparsify.kwta_mask(x, 0.05)).sum(1) == 5)
-    assert np.all(np.asarray(sparsify.kwta_mask(x, 0.001)).sum(1) == 1)
-    assert np.all(np.asarray(sparsify.kwta_mask(x, 1.0)).sum(1) == 100)
+    assert np.all(np.asarray(sparsify.kwta_mask(x, fraction=0.05)).sum(1) == 5)
+    assert np.all(np.asarray(sparsify.kwta_mask(x, fraction=0.001)).sum(1) == 1)
+    assert np.all(np.asarray(sparsify.kwta_mask(x, fraction=1.0)).sum(1) == 100)
+    assert np.all(np.asarray(sparsify.kwta_mask(x, 1)).sum(1) == 1)
+
+
+def test_float_k_is_deprecated_and_float_counts_refused():
+    x = jnp.asarray(np.random.default_rng(2).standard_normal((4, 100)), jnp.float32)
+    with pytest.warns(DeprecationWarning, match=r"k=0.05.*pass fraction=0.05"):
+        old = sparsify.kwta_mask(x, 0.05)
+    np.testing.assert_array_equal(old, sparsify.kwta_mask(x, fraction=0.05))
+    with pytest.raises(
+        ValueError, match=r"k must be an int count in \[1, 100\], got 5.0 \(pass an int, e.g. k=5"
+    ):
+        sparsify.kwta(x, 0.05 * 100)
+    with pytest.raises(ValueError, match="exactly one of k= .* got both k=5 and fraction=0.1"):
+        sparsify.kwta(x, 5, fraction=0.1)
+    with pytest.raises(ValueError, match="exactly one of k= .* got neither"):
+        sparsify.kwta_binary(x)
+    with pytest.raises(ValueError, match=r"fraction must be in \(0.0, 1.0\], got 1.5"):
+        sparsify.kwta_st(x, fraction=1.5)
 
 
 def test_bfloat16():

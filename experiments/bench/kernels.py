@@ -66,7 +66,7 @@ import json, time, jax, jax.numpy as jnp
 from esparse import expand_and_sparsify
 x = jax.random.normal(jax.random.key(0), ({batch}, {D_IN}))
 f = lambda: expand_and_sparsify(
-    jax.random.key(1), x, {m}, {FRACTION}, block_size={block_size})
+    jax.random.key(1), x, {m}, fraction={FRACTION}, block_size={block_size})
 base = status_mb("VmHWM")
 jax.block_until_ready(f())
 t = time.perf_counter(); out = jax.block_until_ready(f()); ms = 1e3 * (time.perf_counter() - t)
@@ -124,7 +124,7 @@ def kernels() -> list[dict]:
     rows.append(row(g, f"kwta (4096, 8192), k={K}", kw_ms, "jax lax.top_k", top_k_ms))
 
     # expand-and-sparsify, gaussian: end to end (W drawn inside) and with W given
-    es = jax.jit(lambda a: esparse.expand_and_sparsify(key, a, M, FRACTION))
+    es = jax.jit(lambda a: esparse.expand_and_sparsify(key, a, M, fraction=FRACTION))
     np_es = lambda: numpy_kwta(xn @ wn, K)  # noqa: E731
     torch_es = lambda: torch_kwta(xt @ wt, K)  # noqa: E731
     peers(
@@ -147,7 +147,11 @@ def kernels() -> list[dict]:
 
     # sparse sign and srht: peers use the same dense matrix (what a user would write)
     for kind in ("sparse_sign", "srht"):
-        f = jax.jit(lambda a, kind=kind: esparse.expand_and_sparsify(key, a, M, FRACTION, kind))
+        f = jax.jit(
+            lambda a, kind=kind: esparse.expand_and_sparsify(
+                key, a, M, kind=kind, fraction=FRACTION
+            )
+        )
         if kind == "sparse_sign":
             s = np.array(projection.sparse_sign(key, D_IN, M))
         else:
@@ -179,7 +183,7 @@ def kernels() -> list[dict]:
             f"speed-up {dense_ms / fly_ms:.1f}x",
         )
     )
-    es_fly = jax.jit(lambda a: esparse.expand_and_sparsify(key, a, M, FRACTION, "fly", c=FAN_IN))
+    es_fly = jax.jit(lambda a: esparse.expand_and_sparsify(key, a, M, K, "fly", c=FAN_IN))
     idxt = torch.from_numpy(idxn.astype(np.int64)) if torch is not None else None
     peers(
         f"expand_and_sparsify fly c={FAN_IN}",

@@ -19,8 +19,10 @@ def outputs() -> list[dict]:
     key = jax.random.key(1)
     x = jax.random.normal(jax.random.key(0), (BATCH, D_IN))
     floor = jax.jit(lambda a: a @ projection.gaussian(key, D_IN, M))  # draw W + matmul
-    es_idx = jax.jit(lambda a: esparse.expand_and_sparsify(key, a, M, FRACTION, output="indices"))
-    es_dense = jax.jit(lambda a: esparse.expand_and_sparsify(key, a, M, FRACTION))
+    es_idx = jax.jit(
+        lambda a: esparse.expand_and_sparsify(key, a, M, fraction=FRACTION, output="indices")
+    )
+    es_dense = jax.jit(lambda a: esparse.expand_and_sparsify(key, a, M, fraction=FRACTION))
     ours, peer = timed_pair(lambda: es_idx(x), lambda: floor(x))
     rows.append(
         row(
@@ -38,7 +40,9 @@ def outputs() -> list[dict]:
     w = projection.gaussian(key, D_IN, M)
     dense = jax.jit(lambda a, b: a @ b)
     fly_packed = jax.jit(
-        lambda a: esparse.expand_and_sparsify(key, a, M, FRACTION, "fly", output="packed", c=FAN_IN)
+        lambda a: esparse.expand_and_sparsify(
+            key, a, M, kind="fly", output="packed", c=FAN_IN, fraction=FRACTION
+        )
     )
     ours, peer = timed_pair(lambda: fly_packed(x), lambda: dense(x, w))
     rows.append(
