@@ -16,13 +16,24 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import warnings
 from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-__all__ = ["fingerprint", "latest_step", "load_metadata", "restore", "save"]
+__all__ = [
+    "all_steps",
+    "discard",
+    "fingerprint",
+    "latest_step",
+    "load_metadata",
+    "restore",
+    "resume",
+    "save",
+]
 
 _ITEMS = ("state", "metadata")
 
@@ -50,6 +61,21 @@ def latest_step(directory: str | os.PathLike) -> int | None:
         return None
     with _manager(directory, create=False) as manager:
         return manager.latest_step()
+
+
+def all_steps(directory: str | os.PathLike) -> list[int]:
+    """The completed steps saved in `directory`, newest first ([] when it does not exist)."""
+    if not os.path.isdir(directory):
+        return []
+    with _manager(directory, create=False) as manager:
+        return sorted(manager.all_steps(), reverse=True)
+
+
+def discard(directory: str | os.PathLike, step: int) -> None:
+    """Delete `step` from `directory` (a damaged step, so that a run can save past it)."""
+    path = os.path.join(os.fspath(directory), str(step))
+    if os.path.isdir(path):
+        shutil.rmtree(path)
 
 
 def load_metadata(directory: str | os.PathLike, step: int) -> dict:
@@ -135,3 +161,41 @@ def restore(directory: str | os.PathLike, step: int, like: Any) -> Any:
                 f"{got[name].shape} {got[name].dtype}, expected {want.shape} {want.dtype}"
             )
     return jax.tree.unflatten(treedef, [got[name] for name in sorted(abstract)])
+
+
+def resume(directory: str | os.PathLike, fp: str, like: Any) -> tuple[int, Any] | None:
+    """(step, state) of the newest step of run `fp` in `directory` that restores (state shaped
+    like `like`, as `restore`), or None: no step, so the run starts at 0.
+
+    A damaged step (its metadata or arrays unreadable, or not matching `like`) is skipped with
+    a RuntimeWarning naming it, and deleted so the run can save past it; when no step
+    restores, the run starts over with a warning. A readable step of another run (another
+    fingerprint) is a ValueError: such a directory is never written over.
+    """
+    where, damaged = os.fspath(directory), False
+    for step in all_steps(directory):
+        try:
+            theirs = load_metadata(directory, step).get("fingerprint")
+            if theirs == fp:
+                return step, restore(directory, step, like=like)
+        except ValueError as err:
+            warnings.warn(
+                f"checkpoint_dir {where!r}: step {step} does not restore, skipped and deleted "
+                f"({str(err)[:300]})",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            discard(directory, step)
+            damaged = True
+            continue
+        raise ValueError(
+            f"checkpoint_dir {where!r} holds checkpoints of another run (fingerprint "
+            f"{theirs!r}, this run {fp!r}): give this run its own directory"
+        )
+    if damaged:
+        warnings.warn(
+            f"checkpoint_dir {where!r}: no checkpoint restores; this call starts over",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return None

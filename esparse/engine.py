@@ -78,22 +78,37 @@ def _put(tree: PyTree, sharding: Any) -> PyTree:
 
 
 def _n_seeds(keys: jax.Array) -> int:
-    if jnp.ndim(keys) < 1 or jnp.shape(keys)[0] < 1:
-        raise ValueError(f"keys must be a non-empty (S,) array of PRNG keys, got {keys!r:.80}")
-    return jnp.shape(keys)[0]
+    """S, from keys: (S,) typed PRNG keys or (S, 2) raw uint32 keys; host checks only."""
+    if isinstance(keys, list | tuple):
+        raise ValueError(
+            f"keys must be one (S,) array of PRNG keys, got a Python {type(keys).__name__} of "
+            f"{len(keys)}: make them with jax.random.split(key, S) or stack them with "
+            "jnp.stack(keys)"
+        )
+    if not isinstance(keys, jax.Array | np.ndarray) or jnp.ndim(keys) < 1 or len(keys) < 1:
+        raise ValueError(
+            f"keys must be a non-empty (S,) array of PRNG keys (jax.random.split(key, S)), "
+            f"got {keys!r:.80}"
+        )
+    return int(jnp.shape(keys)[0])
 
 
-def _check_seed_axis(name: str, tree: PyTree, n_seeds: int) -> None:
-    for leaf in jax.tree.leaves(tree):
+def _check_seed_axis(name: str, tree: PyTree, n_seeds: int, fix: str) -> None:
+    """Every leaf of `tree` has a leading axis of n_seeds, else ValueError naming the leaf and
+    the `fix`. Shapes only: run before any user code (apply_fn, fn) is called."""
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
         if jnp.ndim(leaf) == 0 or jnp.shape(leaf)[0] != n_seeds:
             raise ValueError(
-                f"{name} leaves must have a leading seed axis of {n_seeds} (len(keys)), "
-                f"got shape {jnp.shape(leaf)}"
+                f"{name}{jax.tree_util.keystr(path)} must have a leading seed axis of "
+                f"{n_seeds} (len(keys)), got shape {jnp.shape(leaf)}: {fix}"
             )
 
 
+_PARAMS_FIX = "make one model per seed with params = jax.vmap(model.init)(keys)"
+
+
 def _chunks_and_mesh(
-    n_seeds: int, chunk_size: int | None, shard: bool | None
+    n_seeds: int, chunk_size: int | str | None, shard: bool | None
 ) -> tuple[int, list[int], Mesh | None]:
     """Seeds per call, each chunk's first seed, and the device mesh when sharding.
 
@@ -197,6 +212,7 @@ def _seed_program(
     """A jitted, seed-vmapped `init_state`, `run_steps` (`length` steps), `train_result` or
     `train_with` ("whole": all three in one program), cached."""
     seeds, _ = _shardings(mesh)
+    fn: Callable[..., Any]
     if kind == "init":
         fn = jax.vmap(functools.partial(loop.init_state, cfg), in_axes=(0, 0, data_axis, 0))
         return jax.jit(fn, out_shardings=seeds)
@@ -283,6 +299,14 @@ def train_seeds(
     compiled program (initialisation, scan over steps and result together).
     check_finite as `train`. Returns a `TrainResult` whose every leaf has a leading seed axis S.
     """
+    n_seeds = _n_seeds(keys)  # seed axes first: prepare calls apply_fn (user code)
+    _check_seed_axis("params", params, n_seeds, _PARAMS_FIX)
+    if data_per_seed:
+        if not isinstance(data, Dataset):
+            raise ValueError(f"data must be an esparse.data.Dataset, got {type(data).__name__}")
+        _check_seed_axis(
+            "data", data, n_seeds, "give it one, or pass data_per_seed=False for shared data"
+        )
     cfg, mask = loop.prepare(
         params,
         data,
@@ -292,10 +316,6 @@ def train_seeds(
         check_finite=check_finite,
         **train_kwargs,
     )
-    n_seeds = _n_seeds(keys)
-    _check_seed_axis("params", params, n_seeds)
-    if data_per_seed:
-        _check_seed_axis("data", data, n_seeds)
     size, starts, mesh = _chunks_and_mesh(n_seeds, chunk_size, shard)
     if checkpoint_every is None and checkpoint_dir is None:
         checkpoint_every = execution.current().checkpoint_every
@@ -355,18 +375,11 @@ def train_seeds(
     done = 0
     if checkpoint_dir is not None:
         fp = _run_fingerprint(cfg, segment, size, keys, params, data, mask)
-        last = ckpt.latest_step(checkpoint_dir)
-        if last is not None:
-            theirs = ckpt.load_metadata(checkpoint_dir, last).get("fingerprint")
-            if theirs != fp:
-                raise ValueError(
-                    f"checkpoint_dir {checkpoint_dir!r} holds checkpoints of another run "
-                    f"(fingerprint {theirs!r}, this run {fp!r})"
-                )
-            states = ckpt.restore(checkpoint_dir, last, like=[c[0] for c in chunks])
+        restored = ckpt.resume(checkpoint_dir, fp, [c[0] for c in chunks])
+        if restored is not None:
+            done, states = restored
             for c, state in zip(chunks, states, strict=True):
                 c[0] = state
-            done = last
 
     with tqdm(
         total=cfg.steps * len(chunks), initial=done * len(chunks), disable=quiet, desc="train_seeds"
@@ -391,9 +404,18 @@ def train_seeds(
 
 
 @functools.lru_cache(maxsize=64)
-def _vmap_program(fn: Callable, in_axes: tuple[int | None, ...], mesh: Mesh | None):
+def _vmap_program(
+    fn: Callable, in_axes: tuple[int | None, ...], names: tuple[str, ...], mesh: Mesh | None
+):
+    """fn vmapped over keys and the args of in_axes; the trailing len(names) args are fn's
+    keyword arguments (shared: axis None)."""
     seeds, _ = _shardings(mesh)
-    return jax.jit(jax.vmap(fn, in_axes=(0, *in_axes)), out_shardings=seeds)
+    n_pos = len(in_axes) - len(names)
+
+    def call(key, *args):
+        return fn(key, *args[:n_pos], **dict(zip(names, args[n_pos:], strict=True)))
+
+    return jax.jit(jax.vmap(call, in_axes=(0, *in_axes)), out_shardings=seeds)
 
 
 def vmap_seeds(
@@ -402,30 +424,45 @@ def vmap_seeds(
     *args: Any,
     chunk_size: int | None = None,
     shard: bool | None = None,
-    in_axes: tuple[int | None, ...] | None = None,
+    in_axes: int | tuple[int | None, ...] | None = None,
+    **kwargs: Any,
 ) -> PyTree:
-    """fn(key, *args) for every key, as one jitted `jax.vmap` (per chunk of seeds).
+    """fn(key, *args, **kwargs) for every key, as one jitted `jax.vmap` (per chunk of seeds).
 
-    keys: (S,) PRNG keys. args: pytrees. in_axes: one entry per arg, 0 when every leaf of it
-    has a leading seed axis of S, None when it is shared by all seeds; default all None.
-    chunk_size and shard as in `train_seeds` (last chunk padded; seeds per call divisible by
-    the device count; None takes the enclosing `execution` block's setting). `fn` is static:
-    pass the same function object to reuse the compiled program. Returns fn's output pytree
-    with a leading seed axis S.
+    keys: (S,) PRNG keys (`jax.random.split(key, S)`). args: pytrees. in_axes: one entry per
+    arg, 0 when every leaf of it has a leading seed axis of S, None when it is shared by all
+    seeds; a single 0 or None applies to every arg (as in `jax.vmap`); default all None.
+    kwargs: passed to fn, shared by all seeds, traced like args (bind static values, such as
+    sizes, with functools.partial). chunk_size and shard as in `train_seeds` (last chunk
+    padded; seeds per call divisible by the device count; None takes the enclosing
+    `execution` block's setting). `fn` is static: pass the same function object to reuse the
+    compiled program. Returns fn's output pytree with a leading seed axis S.
     """
     if not callable(fn):
         raise ValueError(f"fn must be callable, got {fn!r}")
     n_seeds = _n_seeds(keys)
-    in_axes = (None,) * len(args) if in_axes is None else tuple(in_axes)
-    if len(in_axes) != len(args) or any(a not in (0, None) for a in in_axes):
+    if in_axes is None or isinstance(in_axes, int):
+        in_axes = (in_axes,) * len(args)
+    if not isinstance(in_axes, tuple | list):
+        raise ValueError(f"in_axes must be 0, None or a tuple of them, got {in_axes!r}")
+    in_axes = tuple(in_axes)
+    if len(in_axes) != len(args) or any(
+        a is not None and (isinstance(a, bool) or a != 0) for a in in_axes
+    ):
         raise ValueError(
-            f"in_axes must hold 0 or None for each of the {len(args)} args, got {in_axes!r}"
+            f"in_axes must be 0, None, or a tuple holding 0 or None for each of the "
+            f"{len(args)} args, got {in_axes!r}"
         )
     for i, (arg, axis) in enumerate(zip(args, in_axes, strict=True)):
         if axis == 0:
-            _check_seed_axis(f"args[{i}]", arg, n_seeds)
+            _check_seed_axis(
+                f"args[{i}]", arg, n_seeds, "or give it in_axes None to share it across seeds"
+            )
+    names = tuple(sorted(kwargs))
+    args = (*args, *(kwargs[n] for n in names))
+    in_axes = (*in_axes, *(None,) * len(names))
     size, starts, mesh = _chunks_and_mesh(n_seeds, chunk_size, shard)
-    program = _vmap_program(fn, in_axes, mesh)
+    program = _vmap_program(fn, in_axes, names, mesh)
 
     def first(c: int) -> list:  # keys and args of the first c seeds (padded)
         chunk = [

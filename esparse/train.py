@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, cast, get_args
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +28,8 @@ from esparse.data import Dataset
 __all__ = [
     "LOSSES",
     "SAMPLINGS",
+    "Loss",
+    "Sampling",
     "TrainConfig",
     "TrainResult",
     "TrainState",
@@ -44,8 +46,10 @@ ApplyFn = Callable[[PyTree, jax.Array, Any, bool], jax.Array]
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 MetricFn = Callable[[PyTree, Dataset], jax.Array]
 
-LOSSES = ("cross_entropy", "mse")
-SAMPLINGS = ("shuffle", "replace")
+Loss = Literal["cross_entropy", "mse"]  # the built-in losses (or a function)
+Sampling = Literal["shuffle", "replace"]  # how minibatches are drawn
+LOSSES: tuple[str, ...] = get_args(Loss)
+SAMPLINGS: tuple[str, ...] = get_args(Sampling)
 _BUILTIN_METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
 
 
@@ -113,7 +117,7 @@ def _loss_and_accuracy(
     elif loss == "mse":
         value = jnp.mean((outputs - targets) ** 2)
     else:
-        value = jnp.asarray(loss(outputs, targets))
+        value = jnp.asarray(cast(LossFn, loss)(outputs, targets))
         if value.shape != ():
             raise ValueError(f"loss must return a scalar, got shape {value.shape}")
     accuracy = None
@@ -241,9 +245,9 @@ def _config(
     steps: int,
     batch_size: int,
     n_train: int,
-    loss: str | LossFn = "cross_entropy",
+    loss: Loss | LossFn = "cross_entropy",
     log_every: int = 100,
-    sampling: str = "shuffle",
+    sampling: Sampling = "shuffle",
     metrics: Mapping[str, MetricFn] | None = None,
 ) -> TrainConfig:
     if not callable(apply_fn):
@@ -312,6 +316,12 @@ def _check_outputs(
     params1, data1 = one(params, lead), one(data, data_lead)
     for split in ("train", "test"):
         x, y = getattr(data1, f"x_{split}"), getattr(data1, f"y_{split}")
+        if cfg.loss == "cross_entropy" and not jnp.issubdtype(y.dtype, jnp.integer):
+            raise ValueError(
+                f"data.y_{split} must hold int class labels for loss='cross_entropy', got dtype "
+                f"{y.dtype}: cast them with .astype(jnp.int32), or use loss='mse' for "
+                "real-valued targets"
+            )
         out = jax.eval_shape(lambda p, v: cfg.apply_fn(p, v, None, False), params1, x)
         if cfg.loss == "mse" and out.shape != y.shape:
             raise ValueError(
@@ -338,7 +348,8 @@ def _check_outputs(
 def _check_mask(mask: PyTree | None, params: PyTree) -> PyTree | None:
     if mask is None:
         return None
-    if jax.tree.structure(mask) != jax.tree.structure(params):
+    structure: Any = jax.tree.structure(mask)
+    if structure != jax.tree.structure(params):
         raise ValueError(
             f"mask must have the tree structure of params, got {jax.tree.structure(mask)}"
         )
@@ -384,10 +395,10 @@ def train(
     optimizer: optax.GradientTransformation,
     steps: int,
     batch_size: int,
-    loss: str | LossFn = "cross_entropy",
+    loss: Loss | LossFn = "cross_entropy",
     log_every: int = 100,
     mask: PyTree | None = None,
-    sampling: str = "shuffle",
+    sampling: Sampling = "shuffle",
     metrics: Mapping[str, MetricFn] | None = None,
     check_finite: bool = False,
 ) -> TrainResult:

@@ -157,3 +157,28 @@ def test_ci_checks_report_half_width_and_power():
     assert check.lacks_power and check.to_dict()["lacks_power"]
     narrow = stats.Interval(mean=0.005, low=0.0, high=0.01, n=8)
     assert not stats.ci_above("ticket - dense", narrow, -0.01, margin=0.01).lacks_power
+
+
+def test_truncated_result_json_is_recomputed(tmp_path):
+    """A result file cut short (a full disk, a killed copy) is not trusted: the claim reruns."""
+    claim = _toy_claim()
+    runner.run_claim(claim, "smoke", out_dir=tmp_path)
+    path = tmp_path / "toy.json"
+    path.write_text(path.read_text()[:100])
+    record = runner.run_claim(claim, "smoke", out_dir=tmp_path)
+    assert not record.get("skipped") and record["verdict"] == stats.REPRODUCED
+    assert json.loads(path.read_text())["verdict"] == stats.REPRODUCED
+
+
+def test_concurrent_runs_into_one_out_dir_both_finish_with_valid_json(tmp_path):
+    """Two runs of the same claim into one --out at once: each writes atomically, so both
+    finish and the result file is one run's complete JSON, never a mix."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    claim = _toy_claim()
+    with ThreadPoolExecutor(2) as pool:
+        runs = [pool.submit(runner.run_claim, claim, "smoke", out_dir=tmp_path) for _ in "ab"]
+        records = [r.result(timeout=300) for r in runs]
+    assert all(r["verdict"] == stats.REPRODUCED for r in records)
+    assert json.loads((tmp_path / "toy.json").read_text())["verdict"] == stats.REPRODUCED
+    assert not list(tmp_path.glob("*.tmp"))

@@ -251,13 +251,28 @@ def test_killed_run_resumes_bit_identical(tmp_path, monkeypatch, reference):
 
     with pytest.raises(ValueError, match="checkpoint_dir .*another run"):
         engine.train_seeds(KEYS, PARAMS, data, checkpoint_dir=fresh, **{**args, "batch_size": 8})
-    for root, _, files in os.walk(os.path.join(fresh, "40", "state")):
-        for name in files:
-            with open(os.path.join(root, name), "wb") as f:
-                f.write(b"garbage")
-    with pytest.raises(ValueError, match="checkpoint_dir .*corrupt"):
-        engine.train_seeds(KEYS, PARAMS, data, checkpoint_dir=fresh, **args)
-    assert ckpt.latest_step(fresh) == 40  # nothing was overwritten or added
+
+    def damage(step):
+        for root, _, files in os.walk(os.path.join(fresh, str(step), "state")):
+            for name in files:
+                with open(os.path.join(root, name), "wb") as f:
+                    f.write(b"garbage")
+
+    # a damaged newest step: back to the newest that restores (30), with a warning naming it
+    damage(40)
+    saved.clear()
+    with pytest.warns(RuntimeWarning, match="checkpoint_dir .*step 40 does not restore"):
+        again = engine.train_seeds(KEYS, PARAMS, data, checkpoint_dir=fresh, **args)
+    assert saved == [40] and ckpt.latest_step(fresh) == 40
+    _assert_close(again, uninterrupted, exact=True)
+    # every step damaged: the call starts over, with a warning
+    damage(30)
+    damage(40)
+    saved.clear()
+    with pytest.warns(RuntimeWarning, match="no checkpoint restores; this call starts over"):
+        again = engine.train_seeds(KEYS, PARAMS, data, checkpoint_dir=fresh, **args)
+    assert saved == [10, 20, 30, 40]
+    _assert_close(again, uninterrupted, exact=True)
 
 
 def test_vmap_seeds_matches_loop_chunked_and_sharded():
@@ -305,7 +320,8 @@ def test_bad_data_and_params_raise():
     with pytest.raises(ValueError, match="data.x_test holds 1 NaN"):
         tr.train(KEYS[0], _seed(PARAMS, 0), nan, check_finite=True, **KW)
     assert np.isnan(tr.train(KEYS[0], _seed(PARAMS, 0), nan, **KW).final["test_loss"])
-    with pytest.raises(ValueError, match="params leaves must have a leading seed axis of 3"):
+    match = r"params\['b1'\] must have a leading seed axis of 3 .*jax.vmap\(model.init\)"
+    with pytest.raises(ValueError, match=match):
         engine.train_seeds(KEYS[:3], PARAMS, data, **KW)
     with pytest.raises(ValueError, match="data must be an esparse.data.Dataset"):
         tr.train(KEYS[0], _seed(PARAMS, 0), tuple(data), **KW)
