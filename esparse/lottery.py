@@ -51,8 +51,8 @@ def imp(
     *,
     rounds: int,
     prune_fraction: float | Params,
-    prunable: Any,
-    scope: str = "layer",
+    prunable: Any = None,
+    scope: pruning.Scope = "layer",
     rewind_params: Params | None = None,
 ) -> ImpResult:
     """Iterative magnitude pruning with rewinding (Frankle & Carbin 2019; Frankle et al. 2020).
@@ -67,11 +67,12 @@ def imp(
     prune_fraction: float in [0, 1) or a pytree shaped like params (e.g.
     `per_leaf(params, 0.2, out=0.1)`), possibly traced. train_fn(key, params, mask) ->
     (trained_params, metrics dict of arrays) must be jittable; it should keep masked weights
-    at zero (e.g. with `esparse.optim.keep_pruned_zero`). One `lax.scan` over rounds: jit it
-    once, vmap it over seeds.
+    at zero (e.g. with `esparse.optim.keep_pruned_zero`). prunable as in `esparse.pruning`
+    (default: every leaf with ndim >= 2). One `lax.scan` over rounds: jit it once, vmap it
+    over seeds.
     """
     rounds = _checks.positive_int("rounds", rounds)
-    flags = _checks.bool_flags("prunable", prunable, "params", params0)
+    flags = _checks.prunable_flags(prunable, params0)
     _checks.pruning_scope(scope, "prune_fraction", prune_fraction)
     _checks.fraction_per_leaf("prune_fraction", prune_fraction, params0, flags)
     rewind = params0

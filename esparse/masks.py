@@ -3,8 +3,11 @@
 A mask is a boolean pytree with the structure and leaf shapes of the params it acts on; True
 keeps a weight. Leaves that are not prunable (biases, fixed projections) are all-True, never
 None, so a mask always has the params' tree and can be stacked, vmapped and multiplied in.
-Which leaves are prunable is the caller's choice, given as a pytree of Python bools shaped
-like the params (`esparse.nn.kernel_mask_spec(params)` marks the Dense kernels).
+Which leaves are prunable has one default, the same for every function here and in
+`pruning` and `lottery` (`prunable=None`): every leaf with ndim >= 2 (weight matrices, conv
+kernels; not biases or scales). `prunable=True` marks every leaf, False none, or a pytree of
+Python bools shaped like the params says it per leaf (`esparse.nn.kernel_mask_spec(params)`
+marks the Dense kernels only, leaving out fixed 2-D projections).
 
 Every selection over masks keeps an exact count with ties broken by index (the lower flat
 index is kept) and takes its counts as possibly traced integers, so pruning runs under jit,
@@ -93,19 +96,19 @@ def apply_mask(params: Params, mask: Mask) -> Params:
 
 def _selected(mask: Mask, prunable) -> list:
     leaves = jax.tree_util.tree_leaves(mask)
-    if prunable is None:
-        return leaves
-    flags = _checks.bool_flags("prunable", prunable, "params", mask)
+    flags = _checks.prunable_flags(prunable, mask)
     return [leaf for leaf, flag in zip(leaves, flags, strict=True) if flag]
 
 
 def count(mask: Mask, *, prunable: Any = None) -> jax.Array:
-    """Number of kept weights (int32), over all leaves or only the prunable ones."""
+    """Number of kept weights (int32) over the prunable leaves (module docstring: by default
+    every leaf with ndim >= 2; prunable=True counts every leaf, biases included)."""
     return sum((jnp.sum(m, dtype=jnp.int32) for m in _selected(mask, prunable)), jnp.int32(0))
 
 
 def density(mask: Mask, *, prunable: Any = None) -> jax.Array:
-    """Overall fraction of kept weights (float32), over all leaves or only the prunable ones."""
+    """Overall fraction of kept weights (float32) over the prunable leaves (as `count`; a
+    mask's all-True biases do not count unless prunable=True)."""
     size = sum(int(np.prod(jnp.shape(m))) for m in _selected(mask, prunable))
     return count(mask, prunable=prunable).astype(jnp.float32) / max(size, 1)
 

@@ -1,9 +1,12 @@
 """Pruning: masks that keep the largest-magnitude weights (global or per layer), one round of
 iterative pruning, and uniformly random masks with exact counts (the random-pruning control).
 
-Masks are bool pytrees shaped like the params (`esparse.masks`). Counts are exact, ties go to
-the lower flat index (in tree-flatten order across leaves for scope="global"), and sparsities
-may be traced, so pruning runs under jit, vmap over seeds and `lax.scan` over rounds.
+Masks are bool pytrees shaped like the params (`esparse.masks`). prunable: one default for
+every function (None: every leaf with ndim >= 2, not biases; True: every leaf; or a pytree
+of Python bools, e.g. `esparse.nn.kernel_mask_spec(params)`); other leaves stay all-True.
+Counts are exact, ties go to the lower flat index (in tree-flatten order across leaves for
+scope="global"), and sparsities may be traced, so pruning runs under jit, vmap over seeds
+and `lax.scan` over rounds.
 
 References: Han et al. 2015 (magnitude pruning); Frankle & Carbin 2019 (the random-pruning
 control of lottery tickets).
@@ -12,7 +15,7 @@ control of lottery tickets).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +24,9 @@ import numpy as np
 from esparse import _checks, selection
 from esparse.masks import Mask, Params, round_count
 
-__all__ = ["magnitude_prune", "prune_remaining", "random_mask"]
+__all__ = ["Scope", "magnitude_prune", "prune_remaining", "random_mask"]
+
+Scope = Literal["layer", "global"]  # prune each leaf to its own count, or all leaves together
 
 _NOT_KEPT = np.int32(np.iinfo(np.int32).min)  # the key of an entry already pruned: the least
 
@@ -61,7 +66,7 @@ def _prune(
             new[i] = _keep_largest([leaves[i]], [current[i]], n_keep)[0]
     elif idx:
         n_total = sum(leaves[i].size for i in idx)
-        n_cur = sum(jnp.sum(current[i], dtype=jnp.int32) for i in idx)
+        n_cur = sum((jnp.sum(current[i], dtype=jnp.int32) for i in idx), jnp.int32(0))
         kept = _keep_largest(
             [leaves[i] for i in idx],
             [current[i] for i in idx],
@@ -76,8 +81,8 @@ def magnitude_prune(
     params: Params,
     sparsity: float | Params,
     *,
-    prunable: Any,
-    scope: str = "layer",
+    prunable: Any = None,
+    scope: Scope = "layer",
     current_mask: Mask | None = None,
     check_finite: bool = False,
 ) -> Mask:
@@ -92,7 +97,7 @@ def magnitude_prune(
     a NaN or an inf keeps no weight (with "global": no prunable leaf keeps any);
     check_finite=True raises a ValueError naming the leaf instead (a host sync).
     """
-    flags = _checks.bool_flags("prunable", prunable, "params", params)
+    flags = _checks.prunable_flags(prunable, params)
     if check_finite:
         for path, leaf in jax.tree_util.tree_leaves_with_path(params):
             _checks.finite(f"params{jax.tree_util.keystr(path)}", leaf)
@@ -118,8 +123,8 @@ def prune_remaining(
     mask: Mask,
     fraction: float | Params,
     *,
-    prunable: Any,
-    scope: str = "layer",
+    prunable: Any = None,
+    scope: Scope = "layer",
 ) -> Mask:
     """One round of iterative magnitude pruning: prune round(fraction * remaining) of the
     weights that `mask` keeps, those of smallest |params| (Frankle & Carbin 2019).
@@ -130,7 +135,7 @@ def prune_remaining(
     only), possibly traced. Weights pruned in `mask` stay pruned; non-prunable leaves are
     all-True. After r rounds a layer keeps about (1 - fraction)^r of its weights.
     """
-    flags = _checks.bool_flags("prunable", prunable, "params", params)
+    flags = _checks.prunable_flags(prunable, params)
     _checks.pruning_scope(scope, "fraction", fraction)
     fractions = _checks.fraction_per_leaf("fraction", fraction, params, flags)
     current = _checks.leaves_like("mask", mask, "params", params)
@@ -153,15 +158,11 @@ def random_mask(
     With density=None, `like` must be a bool mask and each leaf keeps exactly as many weights
     as it does there (same per-layer density; all-True leaves stay all-True). Otherwise
     `like` is any pytree of arrays and each leaf of n entries keeps round(density * n);
-    density is a float in (0, 1] or a pytree of them, possibly traced. With `prunable`
-    given, non-prunable leaves are all-True.
+    density is a float in (0, 1] or a pytree of them, possibly traced. Non-prunable leaves
+    (prunable: module docstring; by default those with ndim < 2, the biases) are all-True.
     """
     leaves, treedef = jax.tree_util.tree_flatten(like)
-    flags = (
-        [True] * len(leaves)
-        if prunable is None
-        else _checks.bool_flags("prunable", prunable, "params", like)
-    )
+    flags = _checks.prunable_flags(prunable, like)
     if density is None:
         for leaf in leaves:
             if jnp.result_type(leaf) != jnp.bool_:
