@@ -16,6 +16,7 @@ import os
 import warnings
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -121,7 +122,7 @@ def mnist1d(num_samples: int = 5000, train_split: float = 0.8, seed: int = 42) -
         raw = make_dataset(gen_args)
         arrays = tuple(np.asarray(raw[name]) for name in _MNIST1D_ARRAYS)
         buffer = io.BytesIO()
-        np.savez(buffer, **dict(zip(_MNIST1D_ARRAYS, arrays, strict=True)))
+        np.savez(buffer, **dict(zip(_MNIST1D_ARRAYS, arrays, strict=True)))  # type: ignore[arg-type]
         atomic_write(path, buffer.getvalue())
     return _as_dataset(*arrays, n_classes=_MNIST1D_CLASSES)
 
@@ -143,7 +144,8 @@ def digits(test_fraction: float = 0.2, seed: int = 0) -> Dataset:
 def load(name: str, **kwargs: object) -> Dataset:
     """A bundled dataset by name: "mnist1d" or "digits"."""
     _checks.one_of("name", name, set(DATASETS))
-    return {"mnist1d": mnist1d, "digits": digits}[name](**kwargs)
+    loaders: dict[str, Callable[..., Dataset]] = {"mnist1d": mnist1d, "digits": digits}
+    return loaders[name](**kwargs)
 
 
 def _as_dataset(x_train, y_train, x_test, y_test, *, n_classes: int) -> Dataset:
@@ -249,7 +251,7 @@ def teacher_dataset(
 
 # --- a user's own MNIST files -------------------------------------------------------------
 
-_IDX_DTYPES = {
+_IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),

@@ -216,7 +216,7 @@ def audit(
     unknown = [p for p in platforms if p not in PLATFORMS]
     if unknown or not platforms:
         raise ValueError(f"platforms must be a non-empty subset of {PLATFORMS}, got {platforms!r}")
-    declared = bool(jax.config.jax_enable_x64)
+    declared = bool(jax.config.jax_enable_x64)  # type: ignore[attr-defined]
     jaxpr = jax.make_jaxpr(jitted)(*args)
     lowerings: tuple[Lowering, ...] = ()
     if together and len(platforms) > 1:

@@ -13,6 +13,7 @@ ValueError naming the argument instead (a host sync).
 from __future__ import annotations
 
 import functools
+from typing import Literal, get_args
 
 import jax
 import jax.numpy as jnp
@@ -22,9 +23,10 @@ from jax.scipy.special import digamma
 
 from esparse import _checks, selection
 
-__all__ = ["mutual_information", "pca_scores"]
+__all__ = ["MIMethod", "mutual_information", "pca_scores"]
 
-_METHODS = ("ksg", "gaussian", "discrete")
+MIMethod = Literal["ksg", "gaussian", "discrete"]  # the estimators of mutual_information
+_METHODS: tuple[str, ...] = get_args(MIMethod)
 
 
 def _as_2d(name: str, v):
@@ -130,7 +132,7 @@ def _discrete(x, y):
 def mutual_information(
     x: jax.Array,
     y: jax.Array,
-    method: str = "ksg",
+    method: MIMethod = "ksg",
     k: int = 3,
     *,
     block_size: int = 256,

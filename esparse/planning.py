@@ -69,9 +69,9 @@ def matmul_flops(jaxpr: jax_core.ClosedJaxpr | jax_core.Jaxpr) -> float:
     for eqn in jaxpr.eqns:
         if eqn.primitive.name == "dot_general":
             (contract, _), _ = eqn.params["dimension_numbers"]
-            lhs = eqn.invars[0].aval.shape
+            lhs = eqn.invars[0].aval.shape  # type: ignore[union-attr]
             k = float(np.prod([lhs[d] for d in contract]))
-            total += 2.0 * float(np.prod(eqn.outvars[0].aval.shape)) * k
+            total += 2.0 * float(np.prod(eqn.outvars[0].aval.shape)) * k  # type: ignore[union-attr]
             continue
         inner = [matmul_flops(j) for v in eqn.params.values() for j in _sub_jaxprs(v)]
         if not inner:

@@ -75,9 +75,9 @@ def ridge_classifier(
     train_all = add_intercept(phi_train / scale)
     test = add_intercept(phi_test / scale)
     targets = jax.nn.one_hot(y_train, n_classes, dtype=train_all.dtype)
-    lams = np.asarray(lams, train_all.dtype)  # on the host: ridge_select checks the grid there
+    grid = np.asarray(lams, train_all.dtype)  # on the host: ridge_select checks the grid there
     selection, fit_rows = regression.ridge_holdout(
-        key, train_all, targets, lams, val_fraction=val_fraction
+        key, train_all, targets, grid, val_fraction=val_fraction
     )
 
     labels_ok = _checks.labels_ok(y_train, n_classes) & _checks.labels_ok(y_test, n_classes)

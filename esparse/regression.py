@@ -19,7 +19,7 @@ check_finite=True raises a ValueError naming the argument instead (a host sync).
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -29,7 +29,10 @@ from jax import lax
 from esparse import _checks
 
 __all__ = [
+    "Metric",
     "RidgeSelection",
+    "SolveMethod",
+    "Solver",
     "holdout_rows",
     "min_norm_lstsq",
     "predict",
@@ -40,6 +43,10 @@ __all__ = [
     "weight_norm",
 ]
 
+
+Solver = Literal["auto", "primal", "dual", "svd"]  # how `ridge` solves
+Metric = Literal["mse", "error"]  # the validation loss of `ridge_select`
+SolveMethod = Literal["eigh", "svd"]  # how a lambda path factorizes the features
 
 # ----------------------------------------------------------------------------- linear solvers
 
@@ -67,7 +74,7 @@ def ridge(
     y: jax.Array,
     lam: float | jax.Array,
     *,
-    solver: str = "auto",
+    solver: Solver = "auto",
     check_finite: bool = False,
 ) -> jax.Array:
     """Ridge weights argmin_w |phi w - y|^2 + lam |w|^2 (no intercept; sklearn's `alpha` = lam).
@@ -156,7 +163,7 @@ class RidgeSelection(NamedTuple):
     """Result of `ridge_select`. All fields are arrays (vmappable over seeds)."""
 
     lam: jax.Array  # () the chosen lambda
-    index: jax.Array  # () its index in the grid
+    index: jax.Array  # type: ignore[assignment]  # () its index in the grid (shadows tuple.index)
     losses: jax.Array  # (n_lams,) validation loss per lambda
     at_edge: jax.Array  # () bool: the chosen lambda is the first or last of the grid
     weights: jax.Array  # (N,) or (N, k) ridge weights refit on the training split at lam
@@ -236,8 +243,8 @@ def ridge_path(
     y_val: jax.Array,
     lams: jax.Array,
     *,
-    metric: str = "mse",
-    method: str = "eigh",
+    metric: Metric = "mse",
+    method: SolveMethod = "eigh",
     check_finite: bool = False,
 ) -> jax.Array:
     """Validation loss of ridge at every lambda of a grid, from one decomposition.
@@ -259,10 +266,10 @@ def ridge_select(
     y_train: jax.Array,
     phi_val: jax.Array,
     y_val: jax.Array,
-    lams: jax.Array,
+    lams: jax.Array | np.ndarray,
     *,
-    metric: str = "mse",
-    method: str = "eigh",
+    metric: Metric = "mse",
+    method: SolveMethod = "eigh",
     check_finite: bool = False,
 ) -> RidgeSelection:
     """Choose lambda by validation loss (first minimum) and refit; report whether it is at an edge.
@@ -295,11 +302,11 @@ def ridge_holdout(
     key: jax.Array,
     phi: jax.Array,
     y: jax.Array,
-    lams: jax.Array,
+    lams: jax.Array | np.ndarray,
     *,
     val_fraction: float = 0.2,
-    metric: str = "mse",
-    method: str = "eigh",
+    metric: Metric = "mse",
+    method: SolveMethod = "eigh",
 ) -> tuple[RidgeSelection, jax.Array]:
     """`ridge_select` on a random validation split of the rows of phi: (n, N), y: (n,) or
     (n, k). The split comes from `holdout_rows(key, n, val_fraction)`; the weights are refit
