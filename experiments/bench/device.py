@@ -1,7 +1,11 @@
 """One-shot device check: the figures an accelerator must report, in one JSON file.
 
 python -m experiments.bench device [--small | --full] [--out PATH] [--claims ID ...]
-    [--seed-counts S ...] [--budget-s SECONDS]
+    [--seed-counts S ...] [--budget-s SECONDS] [--full-claims ID,ID,...|prepared]
+    [--full-seeds 32] [--full-scale full] [--full-out results/full] [--no-check]
+
+When a GPU is at hand, the one command (about 10 minutes on one H200, compile included):
+    python -m experiments.bench device --claims none --full-claims prepared --budget-s 570
 
 Run once on a GPU or TPU machine (--full, the default there; under 8 minutes) and on CPU
 (--small, the default there; about 2 minutes). Sections, each timed after a warm-up:
@@ -14,7 +18,11 @@ Run once on a GPU or TPU machine (--full, the default there; under 8 minutes) an
 - seeds: vmapped `train_seeds` vs a Python loop at each S (experiments.bench.training.seeds);
 - claims: each claim at quick scale (smoke with --small), time and verdict next to the CPU
   quick verdict of BUILD_NOTES.md; claims are run shortest first, and one is skipped when the
-  time budget cannot fit it.
+  time budget cannot fit it;
+- full_claims (--full-claims): those claims at full scale, 32 seeds, each in its own process
+  (experiments.bench.fullclaims; "prepared": the claims whose 141 GB plan fits), their JSON,
+  PNG and REPORT.md under --full-out, and one table: claim, seconds, seeds, verdict, GPU
+  memory peak. They share the time budget; a claim still running at its end is stopped.
 The JSON is written atomically after every section, so a run cut short keeps what it did.
 """
 
@@ -33,6 +41,7 @@ from jax import lax
 
 import esparse
 from esparse import projection, selection, sparsify
+from experiments.bench import fullclaims
 from experiments.bench.harness import timed
 from experiments.bench.results import recorded_environment, write_record
 from experiments.bench.training import seeds
@@ -172,7 +181,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--claims", nargs="*", help="claim ids (default: all; none: no claims)")
     parser.add_argument("--seed-counts", type=int, nargs="*", help="S values for the seeds rows")
     parser.add_argument("--budget-s", type=float, help="seconds for the whole check")
+    parser.add_argument(
+        "--full-claims",
+        help="comma-separated claim ids to run at full scale after the check, or 'prepared' "
+        f"({','.join(fullclaims.PREPARED)})",
+    )
+    parser.add_argument("--full-seeds", type=int, default=32, help="seeds of the full claims")
+    parser.add_argument("--full-scale", default="full", help="their scale (smoke: a dry run)")
+    parser.add_argument("--full-out", default="results/full", help="their JSON and REPORT.md")
+    parser.add_argument(
+        "--no-check", action="store_true", help="skip the matmul, kwta, E&S and seeds sections"
+    )
     args = parser.parse_args(argv)
+    full = [] if not args.full_claims else args.full_claims.split(",")
+    if full == ["prepared"]:
+        full = list(fullclaims.PREPARED)
+    from experiments import claims as registry
+
+    unknown = [c for c in full if c not in registry.claim_ids()]
+    if unknown:  # before any device time is spent
+        parser.error(f"--full-claims: unknown claim(s) {unknown}; known: {registry.claim_ids()}")
     start = time.perf_counter()
     small = args.small or (not args.full and jax.default_backend() == "cpu")
     sizes = SIZES["small" if small else "full"]
@@ -189,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             lambda: seeds(tuple(args.seed_counts or sizes["seed_counts"]), sizes["seed_steps"]),
         ),
     )
-    for name, run in sections:
+    for name, run in sections if not args.no_check else ():
         section_start = time.perf_counter()
         record[name] = run()
         print(f"{name}: {time.perf_counter() - section_start:.1f} s", flush=True)
@@ -197,8 +225,18 @@ def main(argv: list[str] | None = None) -> int:
     ids = list(CPU_QUICK) if args.claims is None else [c for c in args.claims if c != "none"]
     with tempfile.TemporaryDirectory() as tmp:
         record["claims"] = run_claims(ids, sizes["scale"], deadline, Path(tmp))
+    if full:
+        write_record(path, record, indent=1)
+        print(fullclaims.table([], header=True), flush=True)
+        rows = fullclaims.run_full_claims(
+            full, args.full_scale, args.full_seeds, Path(args.full_out), deadline
+        )
+        record["full_claims"] = {"scale": args.full_scale, "out": args.full_out, "rows": rows}
     record["total_s"] = round(time.perf_counter() - start, 1)
     write_record(path, record, indent=1)
-    print(json.dumps({k: record[k] for k in ("device", "kwta", "claims", "total_s")}, indent=1))
+    shown = ("device", "kwta", "claims", "total_s")
+    print(json.dumps({k: record[k] for k in shown if k in record}, indent=1))
+    if full:
+        print(fullclaims.table(record["full_claims"]["rows"]))
     print(f"wrote {path}")
     return 0
