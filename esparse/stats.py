@@ -167,6 +167,7 @@ class Check:
     margin: float | None = None
     arms: tuple[str, ...] = ()
     is_validity: bool = False
+    blocks_only_fails: bool = False
 
     @property
     def lacks_power(self) -> bool:
@@ -248,11 +249,32 @@ def at_most_or_inconclusive(name: str, value: float, threshold: float) -> Check:
     )
 
 
-def validity(name: str, holds_: bool, detail: str, arms: Sequence[str] = ()) -> Check:
+def validity(
+    name: str,
+    holds_: bool,
+    detail: str,
+    arms: Sequence[str] = (),
+    *,
+    blocks_only_fails: bool = False,
+) -> Check:
     """A validity condition on the runs of `arms` (() = all): pass when it holds, else
-    inconclusive, and then every failing criterion check on those arms is not decisive."""
+    inconclusive, and then every failing criterion check on those arms is not decisive.
+
+    blocks_only_fails=False (the lambda-edge rule, labels not independent): when it does not
+    hold, the verdict is inconclusive whatever the other checks say. True (under-trained runs,
+    CLAIMS.md: "a check that fails on an arm where more than a quarter of the runs are
+    under-trained is inconclusive"): it only takes the decisiveness away from fails on its
+    arms; passing checks stand.
+    """
     outcome: Outcome = "pass" if holds_ else "inconclusive"
-    return Check(name, outcome, detail, arms=tuple(arms), is_validity=True)
+    return Check(
+        name,
+        outcome,
+        detail,
+        arms=tuple(arms),
+        is_validity=True,
+        blocks_only_fails=blocks_only_fails,
+    )
 
 
 def rises_with(
@@ -322,8 +344,10 @@ def decide(checks: Sequence[Check], n_seeds: int, min_seeds: int = 8) -> Decisio
 
     A criterion check that fails is decisive unless a validity check that does not hold
     covers one of its arms (`Check.arms`; () = all arms): then it counts as inconclusive. Any
-    decisive fail -> not reproduced; else any inconclusive check -> inconclusive; else
-    reproduced. Fewer than `min_seeds` seeds marks the decision preliminary.
+    decisive fail -> not reproduced; else any inconclusive check, or a validity check that
+    does not hold (except those that only block fails, `validity(blocks_only_fails=True)`)
+    -> inconclusive; else reproduced. Fewer than `min_seeds` seeds marks the decision
+    preliminary.
     """
     if not checks:
         raise ValueError("checks must hold at least one Check, got none")
@@ -331,7 +355,7 @@ def decide(checks: Sequence[Check], n_seeds: int, min_seeds: int = 8) -> Decisio
     decisive, undecided = [], []
     for c in checks:
         if c.is_validity:
-            if c.outcome != "pass":
+            if c.outcome != "pass" and not c.blocks_only_fails:
                 undecided.append(f"{c.name}: {c.detail}")
             continue
         if c.outcome == "fail":

@@ -216,6 +216,7 @@ def convergence_checks(
             f"{frac:.0%} of runs under-trained"
             + ("" if frac <= UNDER_TRAINED_LIMIT else " (under-trained)"),
             arms=(arm,),
+            blocks_only_fails=True,
         )
         for arm, frac in fractions.items()
     ]

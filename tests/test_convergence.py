@@ -68,6 +68,12 @@ def test_a_fail_on_an_under_trained_arm_is_inconclusive_and_on_a_converged_arm_d
         fractions, guards = convergence_checks(_curves("w=1024", curve))
         decision = stats.decide([fail_on_w, *guards], 8)
         assert decision.verdict == verdict, (fractions, decision)
+    # under-training only takes the decisiveness from fails: a pass on that arm stands
+    above = stats.ci_above("accuracy at w=1024", stats.mean_ci([0.1, 0.12, 0.11, 0.13])).on(
+        "w=1024"
+    )
+    _, guards = convergence_checks(_curves("w=1024", still))
+    assert stats.decide([above, *guards], 8).verdict == stats.REPRODUCED
     # 2 of 8 runs under-trained (25%) is still decisive; 3 of 8 is not
     for n_still, verdict in ((2, stats.NOT_REPRODUCED), (3, stats.INCONCLUSIVE)):
         mixed = np.concatenate([still[:n_still], flat[n_still:]])
