@@ -36,7 +36,7 @@ CASES = {
     # the dropout arm trained with both rates 0: no dropout at all, the gain is 0
     "dropout": (
         dropout.Config(
-            seeds=6,
+            seeds=8,
             width=128,
             steps=2500,
             batch_size=50,
