@@ -343,3 +343,24 @@ def test_mse_refuses_outputs_shaped_unlike_the_targets():
         **kw,
     )
     assert fine.final["train_loss"].shape == ()
+
+
+def test_eval_rows_logs_the_builtins_on_a_fixed_subset():
+    """eval_rows=n: the logged train/test metrics are those of the first n rows of each split."""
+    from esparse import nn
+
+    key = jax.random.key(0)
+    x = jax.random.normal(key, (64, 5))
+    y = (x[:, 0] > 0).astype(jnp.int32)
+    ds = Dataset(x, y, x[:32], y[:32])
+    model = nn.mlp((5, 8, 2))
+    params = model.init(jax.random.key(1))
+    kw = dict(apply_fn=model.apply, optimizer=optax.sgd(0.1), steps=4, batch_size=16)
+    full = tr.train(key, params, ds, **kw)
+    sub = tr.train(key, params, ds, eval_rows=10, **kw)
+    out = model.apply(full.params, x[:10], None, False)
+    loss = optax.softmax_cross_entropy_with_integer_labels(out, y[:10]).mean()
+    assert float(sub.final["train_loss"]) == pytest.approx(float(loss), rel=1e-5)
+    assert float(sub.final["train_loss"]) != pytest.approx(float(full.final["train_loss"]))
+    with pytest.raises(ValueError, match="eval_rows"):
+        tr.train(key, params, ds, eval_rows=0, **kw)
