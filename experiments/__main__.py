@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NoReturn
 
 from esparse import execution
 from experiments import claims
@@ -28,25 +29,70 @@ from experiments.core import SCALES
 from experiments.report import write_report
 from experiments.runner import plan_claim, run_claim
 
+PROG = "python -m experiments"
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+# The variables `jax.distributed.initialize()` reads when no coordinator is given: its own, and
+# those of the clusters it detects (SLURM, Open MPI, Kubernetes; a Cloud TPU VM is detected
+# from its metadata server).
+CLUSTER_VARIABLES = (
+    "JAX_COORDINATOR_ADDRESS",
+    "JAX_LOCAL_DEVICE_IDS",
+    "SLURM_JOB_ID/SLURM_NTASKS/SLURM_PROCID",
+    "OMPI_MCA_orte_hnp_uri/OMPI_COMM_WORLD_SIZE/OMPI_COMM_WORLD_RANK",
+    "KUBERNETES_SERVICE_HOST",
+    "TPU_WORKER_HOSTNAMES/TPU_WORKER_ID",
+)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """--help with every default shown: argparse's "(default: X)" where the flag has a value
+    and its help does not already say the default; the description's lines kept as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        help_text = action.help or ""
+        if action.default is None or action.default is False or "default" in help_text:
+            return help_text
+        return super()._get_help_string(action)
+
+
+def fail(message: str) -> NoReturn:
+    """A bad flag found after parsing (it needs the devices or the cluster): one line on
+    stderr, exit 2 like argparse's own errors, no traceback."""
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The runner's argument parser (`parse_args` adds the checks that need no device)."""
     parser = argparse.ArgumentParser(
-        prog="python -m experiments",
-        description="Re-run the esparse claims and write JSON, figures and REPORT.md.",
+        prog=PROG,
+        description="Re-run the esparse claims and write JSON, figures and REPORT.md.\n"
+        "  python -m experiments calibrate --help   the budget calibration (its own flags)",
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("claims", nargs="*", help="claim ids (default: all)")
+    parser.add_argument("claims", nargs="*", help="claim ids (default: all; see --list)")
     parser.add_argument("--scale", default="quick", help=f"one of {', '.join(SCALES)}")
-    parser.add_argument("--seeds", type=int, default=None, help="seed count (default: scale's)")
+    parser.add_argument(
+        "--seeds", type=int, default=None, help="seed count (default: the scale's, 8 quick)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="base of the seed keys")
     parser.add_argument("--out", default="results", help="output directory")
     parser.add_argument("--force", action="store_true", help="redo claims already done")
     parser.add_argument("--list", action="store_true", help="list the claims and exit")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     engine = parser.add_argument_group("seed engine and scale-out")
-    engine.add_argument("--chunk-size", help="seeds per compiled call: N, or auto (CPU: 8)")
-    engine.add_argument("--devices", help="shard the seed axis over N local devices, or all")
     engine.add_argument(
-        "--checkpoint-every", type=int, help="save training state every STEPS steps (resumable)"
+        "--chunk-size",
+        help="seeds per compiled call: N, or auto (on a CPU, 8 is fastest) (default: all seeds "
+        "in one call; auto with --plan or --memory)",
+    )
+    engine.add_argument(
+        "--devices", help="shard the seed axis over N local devices, or all (default: one device)"
+    )
+    engine.add_argument(
+        "--checkpoint-every",
+        type=int,
+        help="save training state every STEPS steps (resumable) (default: no checkpoints)",
     )
     engine.add_argument(
         "--memory", type=float, help="GB per device for --chunk-size auto (default: the device's)"
@@ -66,19 +112,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--export",
         metavar="PLATFORMS",
         help="with --plan: lower every claim's programs for these platforms (e.g. cuda,tpu) "
-        "instead of compiling them here, and audit them (exit 1 on a problem)",
+        "instead of compiling them here, and audit them (exit 1 on a problem) (default: "
+        "compile for this machine)",
     )
-    engine.add_argument("--coordinator", help="HOST:PORT of process 0 (multi-process run)")
+    engine.add_argument(
+        "--coordinator", help="HOST:PORT of process 0 (multi-process run) (default: one process)"
+    )
     engine.add_argument("--num-processes", type=int, help="processes in a multi-process run")
     engine.add_argument("--process-id", type=int, help="this process's id in [0, N)")
     engine.add_argument(
         "--distributed",
         action="store_true",
-        help="multi-process with the cluster's environment (SLURM, TPU pod, JAX_* variables)",
+        help="multi-process with the cluster's environment, as jax.distributed.initialize() "
+        "finds it: JAX_COORDINATOR_ADDRESS, or a SLURM, Open MPI, Kubernetes or Cloud TPU job",
     )
     engine.add_argument(
         "--init-timeout", type=int, default=60, help="seconds to wait for the coordinator"
     )
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The flags, with every check that needs no device (exit 2 on a bad one)."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.scale not in SCALES:
         parser.error(f"--scale must be one of {', '.join(SCALES)}, got {args.scale!r}")
@@ -159,7 +215,15 @@ def start_processes(args: argparse.Namespace) -> None:
                 f"start within --init-timeout {args.init_timeout} s ({type(err).__name__})"
             ) from err
     elif args.distributed:
-        jax.distributed.initialize(initialization_timeout=args.init_timeout)
+        try:
+            jax.distributed.initialize(initialization_timeout=args.init_timeout)
+        except (ValueError, RuntimeError) as err:  # no cluster found: say what was looked for
+            reason = " ".join(str(err).split()).rstrip(".")
+            fail(
+                f"--distributed found no cluster ({reason}): it reads "
+                f"{', '.join(CLUSTER_VARIABLES)}; on another machine give --coordinator "
+                "HOST:PORT --num-processes N --process-id I"
+            )
 
 
 def _wait_for_coordinator(address: str, timeout: int) -> None:
@@ -191,10 +255,12 @@ def resolve_engine(args: argparse.Namespace) -> dict:
         devices = jax.device_count()
     elif devices is not None:
         devices = int(devices)
-        if devices > jax.device_count():
-            raise SystemExit(
-                f"python -m experiments: error: --devices {devices} exceeds the "
-                f"{jax.device_count()} devices present"
+        present = jax.device_count()
+        if devices > present:
+            fail(
+                f"--devices {devices} exceeds the {present} "
+                f"{'device' if present == 1 else 'devices'} present "
+                f"({jax.default_backend()}; --devices all uses them all)"
             )
     return {
         "chunk_size": chunk if chunk in (None, "auto") else int(chunk),
@@ -263,10 +329,10 @@ def _check_divisible(ids: list[str], args: argparse.Namespace, engine: dict) -> 
         per_call = claims.get(cid).config(args.scale, args.seeds).seeds
         per_call = min(engine["chunk_size"] or per_call, per_call)
         if per_call % engine["devices"]:
-            raise SystemExit(
-                f"python -m experiments: error: {cid} runs {per_call} seeds per call, which "
-                f"does not divide over --devices {engine['devices']}: choose --seeds or "
-                "--chunk-size a multiple of the device count"
+            fail(
+                f"{cid} runs {per_call} seeds per call, which does not divide over --devices "
+                f"{engine['devices']}: choose --seeds or --chunk-size a multiple of the device "
+                "count"
             )
 
 
@@ -308,13 +374,13 @@ def main(argv: list[str] | None = None) -> int:
         try:
             claims.get(cid).config(args.scale, args.seeds)
         except ValueError as err:
-            raise SystemExit(f"python -m experiments: error: --seeds for {cid}: {err}") from err
+            fail(f"--seeds for {cid}: {err}")
     _check_divisible(ids, args, engine)
     if args.plan:
         try:
             return print_plan(ids, args, engine)
         except ValueError as err:
-            raise SystemExit(f"python -m experiments: error: --memory: {err}") from err
+            fail(f"--memory: {err}")
     import jax
     from tqdm import tqdm
 
@@ -341,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as err:
             if "memory budget" not in str(err):
                 raise
-            raise SystemExit(f"python -m experiments: error: --memory: {err}") from err
+            fail(f"--memory: {err}")
         except KeyboardInterrupt:
             saved = (
                 f"its checkpoints (every {engine['checkpoint_every']} steps) are under "

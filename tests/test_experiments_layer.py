@@ -182,3 +182,101 @@ def test_concurrent_runs_into_one_out_dir_both_finish_with_valid_json(tmp_path):
     assert all(r["verdict"] == stats.REPRODUCED for r in records)
     assert json.loads((tmp_path / "toy.json").read_text())["verdict"] == stats.REPRODUCED
     assert not list(tmp_path.glob("*.tmp"))
+
+
+# The command lines' help and their errors that need the devices or the cluster (issue 27,
+# item 8): in process through main(), so each case costs milliseconds, not a fresh import.
+
+
+def test_cli_help_shows_the_defaults(capsys):
+    from experiments.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps to the terminal width
+    for shown in (
+        "one of smoke, quick, full (default: quick)",
+        "base of the seed keys (default: 0)",
+        "output directory (default: results)",
+        "(default: all seeds in one call; auto with --plan or --memory)",
+        "(default: one device)",
+        "(default: no checkpoints)",
+        "seconds to wait for the coordinator (default: 60)",
+        "JAX_COORDINATOR_ADDRESS",
+    ):
+        assert shown in out
+    assert "(default: None)" not in out and "(default: False)" not in out
+
+
+def test_bench_help_lists_groups_and_device_without_internals(capsys):
+    from experiments.bench.__main__ import GROUPS
+    from experiments.bench.__main__ import main as bench_main
+
+    with pytest.raises(SystemExit) as exit_info:
+        bench_main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert f"groups: {', '.join(GROUPS)}" in out
+    assert "\n  python -m experiments.bench device [--small | --full]" in out  # its own line
+    assert "(default: results/bench.json)" in out
+    for internal in ("GROUPS", "timed_pair", "block_until_ready", "row dicts"):
+        assert internal not in out
+
+
+@pytest.mark.parametrize(
+    "out, problem",
+    [("/proc/esparse-bench/bench.json", "No such file or directory"), (".", "it is a directory")],
+)
+def test_bench_checks_out_before_any_timing(out, problem, capsys, monkeypatch):
+    from experiments.bench import __main__ as bench
+
+    monkeypatch.setattr(bench, "torch_or_none", lambda: pytest.fail("timing started"))
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["kernels", "--out", out])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"error: --out {out!r} is not a writable JSON path: {problem}" in err
+
+
+def test_devices_beyond_those_present_exit_2_in_one_line(tmp_path, capsys, monkeypatch):
+    from experiments.__main__ import main
+
+    monkeypatch.setattr(jax, "device_count", lambda: 1)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["dropout", "--scale", "smoke", "--out", str(tmp_path), "--devices", "4"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("python -m experiments: error: --devices 4 exceeds the 1 device present")
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not list(tmp_path.glob("*.json"))
+
+
+CLUSTER_ENV = (
+    "JAX_COORDINATOR_ADDRESS",
+    "JAX_LOCAL_DEVICE_IDS",
+    "SLURM_JOB_ID",
+    "OMPI_MCA_orte_hnp_uri",
+    "KUBERNETES_SERVICE_HOST",
+    "TPU_WORKER_HOSTNAMES",
+    "TPU_WORKER_ID",
+)
+
+
+def test_distributed_outside_a_cluster_exits_2_naming_the_variables(tmp_path, capsys, monkeypatch):
+    """The real `jax.distributed.initialize()` with no cluster around. (In the CLI it runs
+    before JAX touches a device; this test process has, so that one guard is lifted.)"""
+    from experiments.__main__ import main
+
+    for name in CLUSTER_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("jax._src.xla_bridge.backends_are_initialized", lambda: False)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["dropout", "--scale", "smoke", "--out", str(tmp_path), "--distributed"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith("python -m experiments: error: --distributed found no cluster (")
+    for name in ("JAX_COORDINATOR_ADDRESS", "SLURM_JOB_ID", "OMPI_MCA_orte_hnp_uri"):
+        assert name in err
+    assert "--coordinator HOST:PORT --num-processes N --process-id I" in err

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -46,6 +48,58 @@ GROUPS: dict[str, Callable[[], list[dict]]] = {
 }
 
 
+DESCRIPTION = """\
+Time the esparse kernels against numpy, torch, scikit-learn and FAISS on this machine; print
+a table and merge the rows into the JSON file --out. Each row: the esparse time, the peer's,
+their ratio (below 1: esparse is faster) and a fraction of the matmul ceiling. Times are
+medians after a warm-up.
+
+groups: {groups}
+
+The device check (its own flags; see `python -m experiments.bench device --help`):
+  python -m experiments.bench device [--small | --full] [--out PATH] [--claims ID ...]
+      [--full-claims a,b,...|prepared] [--budget-s SECONDS]
+"""
+
+
+def unwritable(path: Path) -> str | None:
+    """Why a JSON file could not be written at `path` (checked before any timing), or None."""
+    if path.is_dir():
+        return "it is a directory"
+    if path.exists() and not os.access(path, os.W_OK):
+        return "the file is not writable"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as err:
+        return err.strerror or str(err)
+    return None
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The benchmark flags (not `device`'s), checked before any timing (exit 2 on a bad one)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.bench",
+        description=DESCRIPTION.format(groups=", ".join(GROUPS)),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("groups", nargs="*", help="groups to run (default: all)")
+    parser.add_argument(
+        "--out",
+        default="results/bench.json",
+        help="JSON file to merge into (default: results/bench.json)",
+    )
+    args = parser.parse_args(argv)
+    unknown = [name for name in args.groups if name not in GROUPS]
+    if unknown:
+        parser.error(f"unknown group(s) {unknown}; known: {', '.join(GROUPS)}, or device")
+    problem = unwritable(Path(args.out))
+    if problem:
+        parser.error(f"--out {args.out!r} is not a writable JSON path: {problem}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     """The benchmark command line (see the module docstring); `device` runs the device check."""
     argv = sys.argv[1:] if argv is None else argv
@@ -53,13 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         from experiments.bench import device
 
         return device.main(argv[1:])
-    parser = argparse.ArgumentParser(prog="python -m experiments.bench", description=__doc__)
-    parser.add_argument("groups", nargs="*", help=f"groups to run (default: all of {list(GROUPS)})")
-    parser.add_argument("--out", default="results/bench.json", help="JSON file to merge into")
-    args = parser.parse_args(argv)
-    unknown = [name for name in args.groups if name not in GROUPS]
-    if unknown:
-        parser.error(f"unknown group(s) {unknown}; known: {', '.join(GROUPS)}")
+    args = parse_args(argv)
     torch_or_none()  # the torch peer is loaded (all cores) before the environment records it
     env = recorded_environment(BENCH_ENVIRONMENT)
     print(json.dumps(env))
