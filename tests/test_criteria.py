@@ -95,6 +95,8 @@ def _random_net(cfg):
         "raw_accuracy": _noisy(0.22),
         "trained_mlp_accuracy": _noisy(0.57),
         "lambda_at_edge_fraction": np.zeros(S),
+        "raw_lambda_at_edge": np.zeros(S, bool),
+        **_curves("mlp"),
     }
 
 
@@ -405,6 +407,16 @@ VIOLATIONS = {
         ("accuracy falls with width", _set("random_net_accuracy", _reverse), NOT_REPRODUCED),
         ("raw readout wins", _set("raw_accuracy", lambda v, c: v + 0.5), NOT_REPRODUCED),
         ("lambda at the grid edge", _set("lambda_at_edge_fraction", _edge), INCONCLUSIVE),
+        ("raw readout's lambda at the edge", _set("raw_lambda_at_edge", _edge), INCONCLUSIVE),
+        (
+            "lambda edge + accuracy falls with width",
+            lambda m, c: [
+                _set("random_net_accuracy", _reverse)(m, c),
+                _set("lambda_at_edge_fraction", _edge)(m, c),
+            ],
+            INCONCLUSIVE,
+        ),
+        ("trained MLP under-trained (reported only)", _under_train("mlp"), stats.REPRODUCED),
     ],
     "lottery-ticket": [
         (

@@ -11,6 +11,13 @@ Criterion (CLAIMS.md, line for line): Spearman rho(width, mean accuracy) >= 0.9,
 random net beats the raw linear readout, paired 95% CI above 0; inconclusive where more than 10%
 of the ridge lambda choices sit at an edge of the grid (2026-12-02 clarification). The gap to
 the trained MLP is reported.
+2026-12-03 (CLAIMS.md): "rises with width" by `stats.rises_with` (paired CIs, rho reported); the
+raw-input ridge readout counts in the lambda-edge rule; the trained MLP logs its training
+curves (arm "mlp", >= 20 logs, constant learning rate) and its budget `mlp_steps` is the
+calibrated one; the criterion's checks read the random-feature arm ("random") and the raw
+readout ("raw"). Negative control (tests only, `control="shuffle"`): each random hidden
+feature's values permuted across the examples (its own permutation per feature), so no
+feature says anything about its example and nothing can rise with width.
 """
 
 from __future__ import annotations
@@ -26,9 +33,13 @@ from esparse import data, engine, features, nn, readout, stats
 from experiments.core import (
     Claim,
     Evaluation,
+    ProtocolChange,
+    Training,
+    curves,
     errorbar,
     grid_intervals,
     interval,
+    log_every,
     rises_and_beats_raw,
     save_figure,
     subplots,
@@ -44,8 +55,10 @@ class Config:
     mlp_steps: int = 3000
     batch_size: int = 128
     learning_rate: float = 1e-3
+    control: str | None = None  # negative control, tests only: "shuffle"
 
 
+CONTROLS = (None, "shuffle")
 CONFIGS = {
     "smoke": Config(seeds=3, widths=(32, 128), num_samples=1000, mlp_width=32, mlp_steps=100),
     "quick": Config(seeds=8),
@@ -53,34 +66,47 @@ CONFIGS = {
 }
 
 
-def _random_net_accuracy(key, ds: data.Dataset, width: int):
+def _shuffled(key, phi):
+    """Each column of phi (n, width) permuted across the rows by its own permutation."""
+    keys = jax.random.split(key, phi.shape[1])
+    return jax.vmap(lambda k, col: jax.random.permutation(k, col), in_axes=(0, 1), out_axes=1)(
+        keys, phi
+    )
+
+
+def _random_net_accuracy(key, ds: data.Dataset, width: int, shuffle: bool = False):
     feat_key, split_key = jax.random.split(key)
     w, b = features.random_relu_weights(feat_key, ds.x_train.shape[1], width)
-    fit = readout.ridge_classifier(
-        split_key,
+    phi, phi_test = (
         features.relu_features(ds.x_train, w, b),
-        ds.y_train,
         features.relu_features(ds.x_test, w, b),
-        ds.y_test,
-        10,
     )
+    if shuffle:
+        s_key = jax.random.fold_in(feat_key, 1)
+        phi = _shuffled(s_key, phi)
+        phi_test = _shuffled(jax.random.fold_in(s_key, 1), phi_test)
+    fit = readout.ridge_classifier(split_key, phi, ds.y_train, phi_test, ds.y_test, 10)
     return fit.test_accuracy, fit.at_edge
 
 
 def _raw_accuracy(key, ds: data.Dataset):
     _, split_key = jax.random.split(key)
     fit = readout.ridge_classifier(split_key, ds.x_train, ds.y_train, ds.x_test, ds.y_test, 10)
-    return fit.test_accuracy
+    return fit.test_accuracy, fit.at_edge
 
 
 def run(keys, config: Config) -> dict:
+    if config.control not in CONTROLS:
+        raise ValueError(f"control must be one of {CONTROLS}, got {config.control!r}")
     ds = data.standardize(data.mnist1d(num_samples=config.num_samples))
     acc, edge = [], []
+    shuffle = config.control == "shuffle"
     for width in config.widths:
-        a, e = engine.vmap_seeds(partial(_random_net_accuracy, width=width), keys, ds)
+        fn = partial(_random_net_accuracy, width=width, shuffle=shuffle)
+        a, e = engine.vmap_seeds(fn, keys, ds)
         acc.append(np.asarray(a))
         edge.append(np.asarray(e))
-    raw = engine.vmap_seeds(_raw_accuracy, keys, ds)
+    raw, raw_edge = engine.vmap_seeds(_raw_accuracy, keys, ds)
     model = nn.mlp((ds.x_train.shape[1], config.mlp_width, 10))
     init_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
     result = engine.train_seeds(
@@ -91,13 +117,15 @@ def run(keys, config: Config) -> dict:
         optimizer=optax.adam(config.learning_rate),
         steps=config.mlp_steps,
         batch_size=config.batch_size,
-        log_every=config.mlp_steps,
+        log_every=log_every(config.mlp_steps),
     )
     return {
         "random_net_accuracy": np.stack(acc, axis=1),
         "raw_accuracy": np.asarray(raw),
         "trained_mlp_accuracy": np.asarray(result.final["test_accuracy"]),
         "lambda_at_edge_fraction": np.stack(edge, axis=1).mean(axis=1),
+        "raw_lambda_at_edge": np.asarray(raw_edge),
+        **curves("mlp", result),
     }
 
 
@@ -107,9 +135,11 @@ def evaluate(metrics: dict, config: Config) -> Evaluation:
         metrics["raw_accuracy"],
         metrics["trained_mlp_accuracy"],
     )
-    rho, gain, checks = rises_and_beats_raw(
-        "width", config.widths, acc, raw, metrics["lambda_at_edge_fraction"]
-    )
+    # every lambda choice once: the per-seed fraction over the widths, and the raw readout's
+    frac = np.repeat(metrics["lambda_at_edge_fraction"], len(config.widths))
+    at_edge = np.concatenate([frac, metrics["raw_lambda_at_edge"].astype(float)])
+    rho, gain, checks = rises_and_beats_raw("width", config.widths, acc, raw, at_edge)
+    checks = [c.on("random", "raw") for c in checks]
     gap = stats.paired_ci(mlp, acc[:, -1])
     summary = {
         "widths": list(config.widths),
@@ -121,6 +151,7 @@ def evaluate(metrics: dict, config: Config) -> Evaluation:
         "gain_over_raw": gain.to_dict(),
         "trained_mlp_minus_widest_random": gap.to_dict(),
         "lambda_at_grid_edge_fraction": float(metrics["lambda_at_edge_fraction"].mean()),
+        "raw_lambda_at_grid_edge_fraction": float(metrics["raw_lambda_at_edge"].mean()),
     }
     top = stats.mean_ci(acc[:, -1])
     headline = (
@@ -129,6 +160,11 @@ def evaluate(metrics: dict, config: Config) -> Evaluation:
         f"rho {rho:.2f}"
     )
     return Evaluation(checks, summary, headline)
+
+
+def criterion_metrics(metrics: dict, config: Config) -> dict:
+    """What the calibration watches: the trained MLP's test accuracy (the reported gap)."""
+    return {"trained MLP test accuracy": (metrics["trained_mlp_accuracy"], "accuracy")}
 
 
 def plot(metrics: dict, config: Config, path) -> None:
@@ -162,4 +198,20 @@ CLAIM = Claim(
     run=run,
     evaluate=evaluate,
     plot=plot,
+    training=Training("mlp_steps", criterion_metrics),
+    changes=(
+        ProtocolChange(
+            date="2026-12-03",
+            what=(
+                "accuracy rises with width by stats.rises_with (was Spearman rho >= 0.9); the raw "
+                "readout's lambda choices count in the lambda-edge rule; the trained MLP logs "
+                "its curves at a constant rate and its budget is calibrated"
+            ),
+            reason="CLAIMS.md 2026-12-03 (converged budgets, decisive checks)",
+            verdict_before=(
+                "reproduced (width 4096: 54.1% [52.7, 55.5] vs raw linear 22.1%, rho 1.00; "
+                "trained MLP (h=256) 57.3%)"
+            ),
+        ),
+    ),
 )
