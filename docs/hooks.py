@@ -7,6 +7,9 @@
 - `claims.md`, from the claim modules (`experiments.claims`: statement, paper, protocol and
   criterion from the module docstring, configs per scale) and, when present, the results JSON
   and figure of each claim in $ESPARSE_RESULTS (default `results/`);
+- the per-backend method table of the projection guide, from `esparse.selection.AUTO`,
+  rewritten between its markers (the committed page carries the same rows, so that it reads
+  whole unbuilt);
 - a warning (an error under `mkdocs build --strict`) for a public module without `__all__`
   and for every public object of a module's `__all__` without a docstring.
 """
@@ -19,6 +22,7 @@ import inspect
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -295,8 +299,25 @@ def selection_rows() -> str:
     return "\n".join(rows)
 
 
+SELECTION_TABLE = re.compile(
+    r"(<!-- selection-auto-table: begin -->\n)(.*?)(\n<!-- selection-auto-table: end -->)", re.S
+)
+
+
+def selection_table() -> str:
+    """The per-backend method table as it stands between the markers of a page (header, rows,
+    a blank line either side)."""
+    return f'\n| backend | "auto" picks | why |\n|---|---|---|\n{selection_rows()}\n'
+
+
+def committed_selection_table(markdown: str) -> str | None:
+    """The table between the markers of a hand-written page, or None when it has none."""
+    found = SELECTION_TABLE.search(markdown)
+    return found.group(2) if found else None
+
+
 def on_page_markdown(markdown, page, config, files):
-    """Fill the generated parts of hand-written pages."""
-    if "{{ selection_auto_rows }}" in markdown:
-        markdown = markdown.replace("{{ selection_auto_rows }}", selection_rows())
-    return markdown
+    """Refresh the generated parts of hand-written pages. They are committed too (filled in,
+    so that a page read unbuilt shows no placeholder); the build rewrites them from the code
+    and tests/test_docs.py checks that the committed text is what the build writes."""
+    return SELECTION_TABLE.sub(lambda m: m.group(1) + selection_table() + m.group(3), markdown)

@@ -50,3 +50,52 @@ def test_generated_pages_build_from_the_code(tmp_path):
     assert "**Criterion.** (see the module)" not in page  # every claim states its criterion
     assert figures == {}
     assert '"search"' in hooks.selection_rows()
+
+
+# Read unbuilt (on a code host, in a fresh clone), the pages stand on their own (issue 27,
+# item 8): no template placeholder, no link to a page that only the build generates, no link
+# out of the repository.
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _hooks():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("esparse_docs_hooks", ROOT / "docs/hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    return hooks
+
+
+@pytest.mark.parametrize("path", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_pages_read_whole_unbuilt(path):
+    text = path.read_text()
+    assert "{{" not in text, "a template placeholder shows raw unbuilt"
+    for target in LINK.findall(text):
+        if target.startswith(("http://", "https://", "#", "mailto:")):
+            continue
+        resolved = (path.parent / target.split("#")[0]).resolve()
+        assert resolved.is_relative_to(ROOT), f"{target}: outside the repository"
+        assert resolved.exists(), f"{target}: no such file unbuilt (generated at build time?)"
+
+
+def test_committed_selection_table_is_the_generated_one():
+    pytest.importorskip("mkdocs")
+    hooks = _hooks()
+    page = (ROOT / "docs/guides/projection.md").read_text()
+    assert hooks.committed_selection_table(page) == hooks.selection_table()
+    assert hooks.on_page_markdown(page, None, None, None) == page
+
+
+def test_the_claims_spec_ships_in_the_repository():
+    spec = (ROOT / "docs/claims-spec.md").read_text()
+    assert "pre-registered criterion" in spec and "## Claims" in spec
+    assert "docs/claims-spec.md" in (ROOT / "README.md").read_text()
+    assert "claims-spec.md" in (ROOT / "mkdocs.yml").read_text()
+    shared = ROOT.parent / "shared" / "CLAIMS.md"  # the working copy it is shipped from
+    if shared.exists():
+        head, body = shared.read_text().split("\n", 1)
+        assert spec.startswith(head + "\n") and spec.endswith(body), (
+            "docs/claims-spec.md differs from ../shared/CLAIMS.md: copy the new text in "
+            "(keep the preface after the title)"
+        )
