@@ -31,9 +31,9 @@ _KERNELS = {
     "sparse_sign": "projection",
     "fly": "projection",
     "apply_fly": "projection",
-    "srht": "projection",
-    "apply_srht": "projection",
-    "SRHTParams": "projection",
+    "srht": "hadamard",
+    "apply_srht": "hadamard",
+    "SRHTParams": "hadamard",
     "kwta": "sparsify",
     "kwta_mask": "sparsify",
     "kwta_binary": "sparsify",
@@ -103,6 +103,7 @@ _SUBMODULES = (
     "expansion",
     "exporting",
     "features",
+    "hadamard",
     "hashing",
     "info",
     "io",
@@ -216,6 +217,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         expansion,
         exporting,
         features,
+        hadamard,
         hashing,
         info,
         io,
@@ -240,6 +242,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from esparse.engine import train_seeds, vmap_seeds
     from esparse.expansion import expand_and_sparsify
     from esparse.features import random_fourier_features, random_relu_features
+    from esparse.hadamard import SRHTParams, apply_srht, srht
     from esparse.hashing import flyhash, hamming_knn
     from esparse.info import mutual_information, pca_scores
     from esparse.lottery import ImpResult, imp, random_mask_control, reinit_control
@@ -256,16 +259,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         supermask_mlp,
     )
     from esparse.optim import keep_pruned_zero, train_only
-    from esparse.projection import (
-        SRHTParams,
-        apply_fly,
-        apply_srht,
-        fly,
-        gaussian,
-        project,
-        sparse_sign,
-        srht,
-    )
+    from esparse.projection import apply_fly, fly, gaussian, project, sparse_sign
     from esparse.pruning import magnitude_prune, random_mask
     from esparse.readout import ridge_classifier
     from esparse.regression import min_norm_lstsq, ridge, ridge_path, ridge_select

@@ -17,7 +17,9 @@ Kinds (each scaled so that E ||x P||^2 = ||x||^2):
 - `srht`: subsampled randomized Hadamard transform, x -> (x D H)[:, S] / sqrt(m) with random
   signs D, the Walsh-Hadamard matrix H of the input zero-padded to a power of two, and S a
   sample of coordinates without replacement (Ailon & Chazelle 2009; Tropp 2011). When m
-  exceeds the padded size, independent SRHT blocks (new signs and sample) are stacked.
+  exceeds the padded size, independent SRHT blocks (new signs and sample) are stacked. Its
+  generator and transform live in `esparse.hadamard`; `srht`, `apply_srht` and `SRHTParams`
+  are reachable here too.
 
 Shapes: x is (..., d_in), any leading batch axes, -> (..., m). Sizes (d_in, m, c,
 block_size) are static Python ints: they set array shapes, so under `jax.jit` / `jax.vmap`
@@ -35,14 +37,23 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any, Literal, NamedTuple, cast, get_args
+from typing import Any, Literal, cast, get_args
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
 from esparse import _checks
+from esparse._kernels import accumulator, block_keys, check_sizes, check_x, flat, matmul
+from esparse.hadamard import (
+    SRHTParams,
+    apply_block,
+    apply_srht,
+    apply_unchecked,
+    draw_block,
+    padded,
+    srht,
+)
 
 __all__ = [
     "KINDS",
@@ -63,18 +74,9 @@ KINDS: tuple[str, ...] = get_args(Kind)
 _UNITS_PER_BLOCK = 256  # canonical block of output units (gaussian, sparse_sign, fly)
 
 
-def _block_keys(key: jax.Array, first: int | jax.Array, count: int) -> jax.Array:
-    """Keys fold_in(key, b) for b = first, ..., first + count - 1."""
-    return jax.vmap(lambda b: jax.random.fold_in(key, b))(first + jnp.arange(count))
-
-
-def _padded(d_in: int) -> int:
-    return 1 << max(0, (d_in - 1).bit_length())
-
-
 def _canonical(kind: str, d_in: int) -> int:
     """Number of output units in one canonical block of `kind`."""
-    return _padded(d_in) if kind == "srht" else _UNITS_PER_BLOCK
+    return padded(d_in) if kind == "srht" else _UNITS_PER_BLOCK
 
 
 # ---- generators of one canonical block ------------------------------------------------------
@@ -110,18 +112,7 @@ def _fly_block(kb, d_in: int, c: int):
     return jnp.stack(chosen, axis=1)
 
 
-def _srht_block(kb, d_in: int):
-    k_sign, k_rows = jax.random.split(kb)
-    signs = jax.random.rademacher(k_sign, (d_in,), jnp.float32)
-    rows = jax.random.permutation(k_rows, _padded(d_in)).astype(jnp.int32)
-    return signs, rows
-
-
 # ---- public generators (materialized) -------------------------------------------------------
-
-
-def _check_sizes(d_in, m) -> tuple[int, int]:
-    return _checks.positive_int("d_in", d_in), _checks.positive_int("m", m)
 
 
 def _density(density, d_in: int) -> float:
@@ -134,14 +125,14 @@ def gaussian(
     key: jax.Array, d_in: int, m: int, dtype: jax.typing.DTypeLike = jnp.float32
 ) -> jax.Array:
     """Dense Gaussian projection: (d_in, m) with N(0, 1/m) entries, E||x W||^2 = ||x||^2."""
-    d_in, m = _check_sizes(d_in, m)
+    d_in, m = check_sizes(d_in, m)
     return _gaussian(key, d_in, m, jnp.dtype(dtype))
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3))
 def _gaussian(key, d_in, m, dtype):
     nb = -(-m // _UNITS_PER_BLOCK)
-    blocks = jax.vmap(lambda kb: _gaussian_block(kb, d_in, m, dtype))(_block_keys(key, 0, nb))
+    blocks = jax.vmap(lambda kb: _gaussian_block(kb, d_in, m, dtype))(block_keys(key, 0, nb))
     return jnp.moveaxis(blocks, 0, 1).reshape(d_in, -1)[:, :m]
 
 
@@ -157,7 +148,7 @@ def sparse_sign(
     density s in (0, 1]; default 1/sqrt(d_in) (Li et al. 2006); s = 1/3 is Achlioptas 2003.
     E||x W||^2 = ||x||^2.
     """
-    d_in, m = _check_sizes(d_in, m)
+    d_in, m = check_sizes(d_in, m)
     return _sparse_sign(key, d_in, m, _density(density, d_in), jnp.dtype(dtype))
 
 
@@ -165,7 +156,7 @@ def sparse_sign(
 def _sparse_sign(key, d_in, m, density, dtype):
     nb = -(-m // _UNITS_PER_BLOCK)
     blocks = jax.vmap(lambda kb: _sparse_sign_block(kb, d_in, m, density, dtype))(
-        _block_keys(key, 0, nb)
+        block_keys(key, 0, nb)
     )
     return jnp.moveaxis(blocks, 0, 1).reshape(d_in, -1)[:, :m]
 
@@ -175,7 +166,7 @@ def fly(key: jax.Array, d_in: int, m: int, c: int) -> jax.Array:
 
     Unit j computes sum_i x[indices[j, i]]; apply with `apply_fly`. c in [1, d_in].
     """
-    d_in, m = _check_sizes(d_in, m)
+    d_in, m = check_sizes(d_in, m)
     c = _checks.int_in_range("c", c, 1, d_in)
     return _fly(key, d_in, m, c)
 
@@ -183,73 +174,11 @@ def fly(key: jax.Array, d_in: int, m: int, c: int) -> jax.Array:
 @functools.partial(jax.jit, static_argnums=(1, 2, 3))
 def _fly(key, d_in, m, c):
     nb = -(-m // _UNITS_PER_BLOCK)
-    blocks = jax.vmap(lambda kb: _fly_block(kb, d_in, c))(_block_keys(key, 0, nb))
+    blocks = jax.vmap(lambda kb: _fly_block(kb, d_in, c))(block_keys(key, 0, nb))
     return blocks.reshape(-1, c)[:m]
 
 
-class SRHTParams(NamedTuple):
-    """An SRHT of m outputs: signs (blocks, d_in) of +-1, rows (m,) in [0, padded).
-
-    Output j comes from Hadamard block j // padded, coordinate rows[j].
-    """
-
-    signs: jax.Array
-    rows: jax.Array
-
-    @property
-    def d_in(self) -> int:
-        return self.signs.shape[-1]
-
-    @property
-    def padded(self) -> int:
-        return _padded(self.signs.shape[-1])
-
-    @property
-    def m(self) -> int:
-        return self.rows.shape[-1]
-
-
-def srht(key: jax.Array, d_in: int, m: int) -> SRHTParams:
-    """Subsampled randomized Hadamard transform of d_in inputs to m outputs (module doc)."""
-    d_in, m = _check_sizes(d_in, m)
-    return _srht(key, d_in, m)
-
-
-@functools.partial(jax.jit, static_argnums=(1, 2))
-def _srht(key, d_in, m):
-    nb = -(-m // _padded(d_in))
-    signs, rows = jax.vmap(lambda kb: _srht_block(kb, d_in))(_block_keys(key, 0, nb))
-    return SRHTParams(signs, rows.reshape(-1)[:m])
-
-
 # ---- application ----------------------------------------------------------------------------
-
-
-def _accumulator(dtype) -> jnp.dtype:
-    """The dtype sums of `dtype` values accumulate in: at least float32."""
-    return jnp.promote_types(dtype, jnp.float32)
-
-
-def _matmul(x: jax.Array, w: jax.Array) -> jax.Array:
-    """x @ w accumulated in at least float32, returned in the promoted input dtype."""
-    out = jnp.result_type(x, w)
-    return jnp.matmul(x, w, preferred_element_type=_accumulator(out)).astype(out)
-
-
-def _flat(x: jax.Array) -> jax.Array:
-    """x: (..., d) -> (rows, d); a 2-D x is returned as is."""
-    return x if x.ndim == 2 else jnp.reshape(x, (-1, x.shape[-1]))
-
-
-def _check_x(x, check_finite: bool, d_in: int | None = None):
-    if getattr(x, "ndim", 0) < 1:
-        raise ValueError(f"x must be (..., d_in), at least 1-D, got {getattr(x, 'shape', x)!r}")
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise ValueError(f"x must be a floating-point array, got dtype {x.dtype}")
-    if d_in is not None and x.shape[-1] != d_in:
-        raise ValueError(f"x has d_in={x.shape[-1]} columns but the projection expects {d_in}")
-    if check_finite:
-        _checks.finite("x", x)
 
 
 def _fly_apply(x, indices):
@@ -258,7 +187,7 @@ def _fly_apply(x, indices):
     c gathers of (batch, units) fused into one loop; mode="clip" drops the bounds masks.
     Sums in at least float32, returned in x's dtype.
     """
-    acc = _accumulator(x.dtype)
+    acc = accumulator(x.dtype)
     out = jnp.take(x, indices[:, 0], axis=1, mode="clip").astype(acc)
     for i in range(1, indices.shape[1]):
         out = out + jnp.take(x, indices[:, i], axis=1, mode="clip").astype(acc)
@@ -279,7 +208,7 @@ def apply_fly(x: jax.Array, indices: jax.Array, *, check_finite: bool = False) -
     A unit with an index outside [0, d_in) gets an all-NaN output column. check_finite=True
     instead raises a ValueError naming x (NaN or inf) or indices (out of range), which syncs.
     """
-    _check_x(x, check_finite)
+    check_x(x, check_finite)
     _checks.ndim("indices", indices, 2)
     if not jnp.issubdtype(indices.dtype, jnp.integer):
         raise ValueError(f"indices must be integers, got dtype {indices.dtype}")
@@ -289,64 +218,8 @@ def apply_fly(x: jax.Array, indices: jax.Array, *, check_finite: bool = False) -
             raise ValueError(
                 f"indices must lie in [0, d_in={x.shape[-1]}) for x, got range [{lo}, {hi}]"
             )
-    out = _fly_apply_checked(_flat(x), indices)
+    out = _fly_apply_checked(flat(x), indices)
     return out if x.ndim == 2 else out.reshape(*x.shape[:-1], out.shape[-1])
-
-
-def _hadamard(n: int) -> np.ndarray:
-    h = np.ones((1, 1), np.float32)
-    while h.shape[0] < n:
-        h = np.block([[h, h], [h, -h]])
-    return h
-
-
-def _fwht(x):
-    """Unnormalized Walsh-Hadamard transform of the last axis (a power of two).
-
-    H_(2^p) = H_(2^p1) kron H_(2^p2) kron ..., applied factor by factor on a reshaped axis,
-    with factors of at most 64: O(d log d) work done as small dense matmuls.
-    """
-    d = x.shape[-1]
-    p = d.bit_length() - 1
-    factors = [6] * (p // 6) + ([p % 6] if p % 6 else [])
-    sizes = [1 << f for f in factors]
-    y = x.reshape(*x.shape[:-1], *sizes)
-    lead = x.ndim - 1
-    for i, s in enumerate(sizes):
-        h = jnp.asarray(_hadamard(s), x.dtype)
-        y = jnp.moveaxis(jnp.tensordot(y, h, axes=[[lead + i], [0]]), -1, lead + i)
-    return y.reshape(x.shape)
-
-
-def _srht_apply_block(x, signs, rows, m):
-    """One SRHT block: x: (batch, d_in) -> (batch, len(rows))."""
-    d_pad = _padded(x.shape[1])
-    acc = _accumulator(x.dtype)
-    xs = x.astype(acc) * signs.astype(acc)
-    xs = jnp.pad(xs, ((0, 0), (0, d_pad - x.shape[1])))
-    return (jnp.take(_fwht(xs), rows, axis=1) * jnp.asarray(1.0 / math.sqrt(m), acc)).astype(
-        x.dtype
-    )
-
-
-def _srht_apply(x, params: SRHTParams):
-    d_pad, m = params.padded, params.m
-    nb = params.signs.shape[0]
-    rows = jnp.pad(params.rows, (0, nb * d_pad - m)).reshape(nb, d_pad)
-    out = lax.map(lambda sr: _srht_apply_block(x, sr[0], sr[1], m), (params.signs, rows))
-    return jnp.moveaxis(out, 0, 1).reshape(x.shape[0], -1)[:, :m]
-
-
-def apply_srht(x: jax.Array, params: SRHTParams, *, check_finite: bool = False) -> jax.Array:
-    """Apply an SRHT. x: (..., d_in) -> (..., m), O(batch m log d) via a fast WHT.
-
-    check_finite: raise a ValueError if x holds NaN or inf (syncs; esparse._checks)."""
-    _check_x(x, check_finite, params.d_in)
-    out = _srht_apply_jit(_flat(x), params)
-    return out if x.ndim == 2 else out.reshape(*x.shape[:-1], out.shape[-1])
-
-
-_srht_apply_jit = jax.jit(_srht_apply)
 
 
 # ---- project -----------------------------------------------------------------------------
@@ -381,7 +254,7 @@ class Projection:
         **kind_args: object,
     ) -> Projection:
         """Validate `project`'s arguments for x: (..., d_in); ValueError naming any bad one."""
-        _check_x(x, check_finite)
+        check_x(x, check_finite)
         d_in = x.shape[-1]
         m = _checks.positive_int("m", m)
         _checks.one_of("kind", kind, KINDS)
@@ -415,15 +288,15 @@ class Projection:
             return _sparse_sign(key, self.d_in, self.m, self.density, self.dtype)
         if self.kind == "fly":
             return _fly(key, self.d_in, self.m, self.c)
-        return _srht(key, self.d_in, self.m)
+        return srht(key, self.d_in, self.m)
 
     def apply(self, x: jax.Array, matrix: jax.Array | SRHTParams) -> jax.Array:
         """x: (batch, d_in) times a materialized `matrix` -> (batch, m)."""
         if self.kind == "fly":
             return _fly_apply(x, matrix)
         if self.kind == "srht":
-            return _srht_apply(x, cast(SRHTParams, matrix))
-        return _matmul(x, cast(jax.Array, matrix))
+            return apply_unchecked(x, cast(SRHTParams, matrix))
+        return matmul(x, cast(jax.Array, matrix))
 
     def __call__(self, key: jax.Array, x: jax.Array) -> jax.Array:
         """x: (batch, d_in) -> (batch, m); blocked when block_size is set (traceable)."""
@@ -437,18 +310,18 @@ class Projection:
     def _blocks(self, key, x, first_block, n_blocks):
         """Output units of canonical blocks first_block ... first_block + n_blocks - 1."""
         d_in, m = self.d_in, self.m
-        keys = _block_keys(key, first_block, n_blocks)
+        keys = block_keys(key, first_block, n_blocks)
         if self.kind == "gaussian":
             w = jax.vmap(lambda kb: _gaussian_block(kb, d_in, m, self.dtype))(keys)
-            return _matmul(x, jnp.moveaxis(w, 0, 1).reshape(d_in, -1))
+            return matmul(x, jnp.moveaxis(w, 0, 1).reshape(d_in, -1))
         if self.kind == "sparse_sign":
             w = jax.vmap(lambda kb: _sparse_sign_block(kb, d_in, m, self.density, self.dtype))(keys)
-            return _matmul(x, jnp.moveaxis(w, 0, 1).reshape(d_in, -1))
+            return matmul(x, jnp.moveaxis(w, 0, 1).reshape(d_in, -1))
         if self.kind == "fly":
             idx = jax.vmap(lambda kb: _fly_block(kb, d_in, self.c))(keys)
             return _fly_apply(x, idx.reshape(-1, self.c))
-        signs, rows = jax.vmap(lambda kb: _srht_block(kb, d_in))(keys)
-        out = lax.map(lambda sr: _srht_apply_block(x, sr[0], sr[1], m), (signs, rows))
+        signs, rows = jax.vmap(lambda kb: draw_block(kb, d_in))(keys)
+        out = lax.map(lambda sr: apply_block(x, sr[0], sr[1], m), (signs, rows))
         return jnp.moveaxis(out, 0, 1).reshape(x.shape[0], -1)
 
 
@@ -478,5 +351,5 @@ def project(
     docstring.
     """
     spec = Projection.of(x, m, kind, block_size, check_finite=check_finite, **kind_args)
-    out = _project(spec, key, _flat(x))
+    out = _project(spec, key, flat(x))
     return out if x.ndim == 2 else out.reshape(*x.shape[:-1], out.shape[-1])

@@ -8,6 +8,7 @@ import pytest
 from scipy.linalg import hadamard
 
 from esparse import expansion, projection, sparsify
+from esparse import hadamard as srht_module
 
 KEY = jax.random.key(0)
 
@@ -113,7 +114,7 @@ def test_srht_matches_explicit_formula(d_in, m):
 def test_fwht_equals_hadamard():
     for n in (1, 64, 2048):
         e = jnp.eye(n)[: min(n, 8)]
-        np.testing.assert_array_equal(np.asarray(projection._fwht(e)), hadamard(n)[: min(n, 8)])
+        np.testing.assert_array_equal(np.asarray(srht_module.fwht(e)), hadamard(n)[: min(n, 8)])
 
 
 @pytest.mark.parametrize(
@@ -264,3 +265,11 @@ def test_bad_values_are_poisoned_on_the_device():
     assert np.all(np.isfinite(out[:, 0])) and np.all(np.isnan(out[:, 1:]))
     y = np.asarray(projection.project(KEY, jnp.array([[1.0, jnp.nan], [1.0, 2.0]]), 10))
     assert np.all(np.isnan(y[0])) and np.all(np.isfinite(y[1]))
+
+
+def test_srht_lives_in_hadamard_and_stays_reachable_from_projection():
+    import esparse
+
+    for name in ("srht", "apply_srht", "SRHTParams"):
+        assert getattr(projection, name) is getattr(srht_module, name) is getattr(esparse, name)
+    assert callable(esparse.srht) and esparse.hadamard is srht_module  # the function, the module
