@@ -15,6 +15,9 @@ tail rule over the last 20% of the steps is still applied and reported per width
 Quick widths: {64, 128, 256} (the spec's 1024, or 512, at the calibrated epochs does not fit
 the suite's 15 minutes on 2 cores: an epoch of 8 seeds at w=512 takes ~4 s here; full keeps
 1024 and wider).
+Quick calibration (experiments/calibration/supermask-quick.json): no budget from 5 to 80 epochs
+settled against its double (+2.8 to +4.0 points from 40 to 80), so the quick scale runs at 80
+epochs, not converged, and its verdict is inconclusive whatever the checks read.
 Criterion: the widest supermask's test accuracy >= 30% (3x chance), decided on the 95% CI of
 its mean (inconclusive when the CI straddles 30%), and test accuracy rises with width
 (`stats.rises_with`: paired CIs of widest - narrowest and of each step; rho reported).
