@@ -40,9 +40,9 @@ def _check_record(claim_id: str, out_dir) -> dict:
 
 
 # end to end at smoke scale: one claim, and the claims whose negative-control test has not
-# landed yet (random-net, feature-repopulation: no other test runs them; drop each from here
-# when its control test runs it)
-END_TO_END = ("flyhash-search", "random-net", "feature-repopulation")
+# landed yet (random-net: no other test runs it; drop each from here when its control test
+# runs it; feature-repopulation's runs in tests/test_controls_repop.py)
+END_TO_END = ("flyhash-search", "random-net")
 
 
 @pytest.mark.parametrize("claim_id", END_TO_END)
