@@ -26,10 +26,12 @@ from pathlib import Path
 
 __all__ = ["PREPARED", "child", "run_full_claims", "table"]
 
-# The claims the prepared device run takes at full scale, shortest first: every engine call
-# of each runs 32 seeds in one call within 141 GB (the plan in BUILD_NOTES.md), and together
-# with the device check they fit a 10-minute window on one H200 at the plan's FLOPs
-# (estimate: FLOPs at 20 TFLOP/s plus compile). Not run on a GPU yet.
+# The claims the prepared device run takes at full scale, shortest first (BUILD_NOTES.md,
+# "Full scale: the plan"): every engine call of each runs 32 seeds in one call far below
+# 141 GB (at most 25 GB: es-expansion 20.5 and feature-repopulation 25.3 GB at 32 seeds per
+# call in the 80 GB plan, the others 32 seeds within 16 GB), and their 2,000 TFLOP at about
+# 20 TFLOP/s plus a compile each fit, with the device check, a 10-minute window on one H200.
+# Not run on a GPU yet; the run stops at its time budget whatever the device.
 PREPARED = ("flyhash-search", "es-expansion", "feature-repopulation", "random-net", "layer-mi")
 _MARK = "FULLCLAIM "
 
