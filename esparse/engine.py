@@ -6,6 +6,8 @@ checkpointed segments that a restarted run resumes from. `vmap_seeds` does the s
 sharding) for any pure `fn(key, *args)`. Arguments left at None take the settings of the
 enclosing `esparse.execution.execution` block (chunk size or "auto" from memory, devices,
 checkpoints, plan mode), which is how the CLI reaches every claim.
+Where the seeds go (the seed axis, its chunks, the device mesh, placement and gathering) is
+`esparse.placement`.
 
 Multi-host (GPU clusters, TPU pods): call `jax.distributed.initialize()` on every process
 first, then call `train_seeds(..., shard=True)` / `vmap_seeds(..., shard=True)` on every
@@ -27,10 +29,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
-from esparse import _checks, execution, exporting, planning
+from esparse import _checks, execution, exporting, placement, planning
 from esparse import checkpoint as ckpt
 from esparse import train as loop
 from esparse.data import Dataset
@@ -38,112 +40,6 @@ from esparse.data import Dataset
 __all__ = ["clear_caches", "train_seeds", "vmap_seeds"]
 
 PyTree = Any
-
-
-# ----------------------------------------------------------------------------- seeds
-
-
-def _seed_mesh(n_seeds: int, argument: str, n_devices: int) -> Mesh:
-    devices = jax.devices()[:n_devices]
-    if n_seeds % len(devices):
-        raise ValueError(
-            f"{argument}={n_seeds} seeds per call must be divisible by the {len(devices)} "
-            "devices of the mesh when sharding (choose a multiple, or chunk_size a multiple)"
-        )
-    return Mesh(np.array(devices), ("seeds",))
-
-
-def _shardings(mesh: Mesh | None) -> tuple[Any, Any]:
-    if mesh is None:
-        return None, None
-    return NamedSharding(mesh, PartitionSpec("seeds")), NamedSharding(mesh, PartitionSpec())
-
-
-def _put(tree: PyTree, sharding: Any) -> PyTree:
-    """`tree` placed with `sharding`. A mesh spanning other processes takes every process's
-    identical host value and keeps the shards local to this one (PRNG keys via their data)."""
-    if sharding is None:
-        return tree
-    if sharding.is_fully_addressable:
-        return jax.device_put(tree, sharding)
-
-    def place(x):
-        if jnp.issubdtype(jnp.result_type(x), jax.dtypes.prng_key):
-            impl = jax.random.key_impl(x)
-            return jax.random.wrap_key_data(place(jax.random.key_data(x)), impl=impl)
-        host = np.asarray(x)
-        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
-
-    return jax.tree.map(place, tree)
-
-
-def _n_seeds(keys: jax.Array) -> int:
-    """S, from keys: (S,) typed PRNG keys or (S, 2) raw uint32 keys; host checks only."""
-    if isinstance(keys, list | tuple):
-        raise ValueError(
-            f"keys must be one (S,) array of PRNG keys, got a Python {type(keys).__name__} of "
-            f"{len(keys)}: make them with jax.random.split(key, S) or stack them with "
-            "jnp.stack(keys)"
-        )
-    if not isinstance(keys, jax.Array | np.ndarray) or jnp.ndim(keys) < 1 or len(keys) < 1:
-        raise ValueError(
-            f"keys must be a non-empty (S,) array of PRNG keys (jax.random.split(key, S)), "
-            f"got {keys!r:.80}"
-        )
-    return int(jnp.shape(keys)[0])
-
-
-def _check_seed_axis(name: str, tree: PyTree, n_seeds: int, fix: str) -> None:
-    """Every leaf of `tree` has a leading axis of n_seeds, else ValueError naming the leaf and
-    the `fix`. Shapes only: run before any user code (apply_fn, fn) is called."""
-    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
-        if jnp.ndim(leaf) == 0 or jnp.shape(leaf)[0] != n_seeds:
-            raise ValueError(
-                f"{name}{jax.tree_util.keystr(path)} must have a leading seed axis of "
-                f"{n_seeds} (len(keys)), got shape {jnp.shape(leaf)}: {fix}"
-            )
-
-
-_PARAMS_FIX = "make one model per seed with params = jax.vmap(model.init)(keys)"
-
-
-def _chunks_and_mesh(
-    n_seeds: int, chunk_size: int | str | None, shard: bool | None
-) -> tuple[int, list[int], Mesh | None]:
-    """Seeds per call, each chunk's first seed, and the device mesh when sharding.
-
-    None for chunk_size or shard takes the setting of the enclosing `execution` block.
-    """
-    settings = execution.current()
-    chunk_size = settings.chunk_size if chunk_size is None else chunk_size
-    if shard is None:
-        n_devices = settings.devices
-    else:
-        n_devices = jax.device_count() if shard else None
-    if chunk_size == "auto":  # planned from memory by `_planned_size`; start from all seeds
-        multiple = n_devices or 1
-        size = -(-n_seeds // multiple) * multiple
-        mesh = None if n_devices is None else _seed_mesh(size, "keys", n_devices)
-        return size, list(range(0, n_seeds, size)), mesh
-    if chunk_size is not None:
-        chunk_size = _checks.positive_int("chunk_size", chunk_size)
-    size = n_seeds if chunk_size is None else min(chunk_size, n_seeds)
-    mesh = None
-    if n_devices is not None:
-        mesh = _seed_mesh(size, "chunk_size" if chunk_size is not None else "keys", n_devices)
-    return size, list(range(0, n_seeds, size)), mesh
-
-
-def _planned_size(
-    size: int, n_seeds: int, mesh: Mesh | None, measure: Callable[[int], planning.Footprint]
-) -> int:
-    """Seeds per call: under chunk_size="auto", the most whose compiled program fits the
-    execution block's memory budget (a multiple of the device count); else `size`."""
-    settings = execution.current()
-    if settings.chunk_size != "auto" or settings.export:  # export measures no memory
-        return size
-    budget = settings.memory_bytes or planning.default_memory_bytes()
-    return planning.chunk_for_memory(measure, n_seeds, budget, 1 if mesh is None else mesh.size)
 
 
 def _call_name(kind: str, fn: Any) -> str:
@@ -182,36 +78,13 @@ def _record_plan(
     return jax.tree.map(lambda s: np.zeros((n_seeds, *s.shape[1:]), s.dtype), shapes)
 
 
-def _gathered(tree: PyTree, mesh: Mesh | None) -> PyTree:
-    """Outputs on a mesh that spans other processes, gathered to every process (numpy)."""
-    if mesh is None or all(d.process_index == jax.process_index() for d in mesh.devices.flat):
-        return tree
-    from jax.experimental import multihost_utils
-
-    return multihost_utils.process_allgather(tree, tiled=True)
-
-
-def _take(tree: PyTree, start: int, size: int, n_seeds: int) -> PyTree:
-    """Rows start:start+size of every leaf's seed axis, the last row repeated past n_seeds."""
-    if start == 0 and size == n_seeds:  # one chunk: no gather (each is an op to compile)
-        return tree
-    rows = np.minimum(np.arange(start, start + size), n_seeds - 1)
-    return jax.tree.map(lambda x: x[rows], tree)
-
-
-def _concat(parts: list[PyTree], n_seeds: int) -> PyTree:
-    if len(parts) == 1 and jax.tree.leaves(parts[0])[0].shape[0] == n_seeds:
-        return parts[0]
-    return jax.tree.map(lambda *xs: jnp.concatenate(xs)[:n_seeds], *parts)
-
-
 @functools.lru_cache(maxsize=64)
 def _seed_program(
     kind: str, cfg: loop.TrainConfig, length: int, data_axis: int | None, mesh: Mesh | None
 ):
     """A jitted, seed-vmapped `init_state`, `run_steps` (`length` steps), `train_result` or
     `train_with` ("whole": all three in one program), cached."""
-    seeds, _ = _shardings(mesh)
+    seeds, _ = placement.shardings(mesh)
     fn: Callable[..., Any]
     if kind == "init":
         fn = jax.vmap(functools.partial(loop.init_state, cfg), in_axes=(0, 0, data_axis, 0))
@@ -300,12 +173,12 @@ def train_seeds(
     compiled program (initialisation, scan over steps and result together).
     check_finite as `train`. Returns a `TrainResult` whose every leaf has a leading seed axis S.
     """
-    n_seeds = _n_seeds(keys)  # seed axes first: prepare calls apply_fn (user code)
-    _check_seed_axis("params", params, n_seeds, _PARAMS_FIX)
+    n_seeds = placement.n_seeds(keys)  # seed axes first: prepare calls apply_fn (user code)
+    placement.check_seed_axis("params", params, n_seeds, placement.PARAMS_FIX)
     if data_per_seed:
         if not isinstance(data, Dataset):
             raise ValueError(f"data must be an esparse.data.Dataset, got {type(data).__name__}")
-        _check_seed_axis(
+        placement.check_seed_axis(
             "data", data, n_seeds, "give it one, or pass data_per_seed=False for shared data"
         )
     cfg, mask = loop.prepare(
@@ -317,7 +190,7 @@ def train_seeds(
         check_finite=check_finite,
         **train_kwargs,
     )
-    size, starts, mesh = _chunks_and_mesh(n_seeds, chunk_size, shard)
+    size, starts, mesh = placement.chunks_and_mesh(n_seeds, chunk_size, shard)
     if checkpoint_every is None and checkpoint_dir is None:
         checkpoint_every = execution.current().checkpoint_every
         checkpoint_dir = execution.next_checkpoint_dir()
@@ -330,13 +203,13 @@ def train_seeds(
     data_axis = 0 if data_per_seed else None
 
     def first(c: int) -> tuple:  # the first c seeds' inputs (padded), to compile for c seeds
-        k, p, m = (_take(x, 0, c, n_seeds) for x in (keys, params, mask))
-        return k, p, _take(data, 0, c, n_seeds) if data_per_seed else data, m
+        k, p, m = (placement.take(x, 0, c, n_seeds) for x in (keys, params, mask))
+        return k, p, placement.take(data, 0, c, n_seeds) if data_per_seed else data, m
 
     def whole_program():
         return _seed_program("whole", cfg, cfg.steps, data_axis, mesh)
 
-    size = _planned_size(
+    size = placement.planned_size(
         size, n_seeds, mesh, lambda c: planning.footprint(whole_program(), *first(c))
     )
     starts = list(range(0, n_seeds, size))
@@ -350,13 +223,15 @@ def train_seeds(
             "train_seeds", cfg.apply_fn, n_seeds, size, whole_program(), chunk, per_step
         )
 
-    seeds_sh, shared_sh = _shardings(mesh)
+    seeds_sh, shared_sh = placement.shardings(mesh)
     data_sh = seeds_sh if data_per_seed else shared_sh
     inputs = []
     for start in starts:
-        args = [_take(x, start, size, n_seeds) for x in (keys, params, mask)]
-        chunk_keys, chunk_params, chunk_mask = (_put(x, seeds_sh) for x in args)
-        chunk_data = _put(_take(data, start, size, n_seeds) if data_per_seed else data, data_sh)
+        args = [placement.take(x, start, size, n_seeds) for x in (keys, params, mask)]
+        chunk_keys, chunk_params, chunk_mask = (placement.put(x, seeds_sh) for x in args)
+        chunk_data = placement.put(
+            placement.take(data, start, size, n_seeds) if data_per_seed else data, data_sh
+        )
         inputs.append((chunk_keys, chunk_params, chunk_data, chunk_mask))
     quiet = not progress or not sys.stderr.isatty()
     if mesh is None and segment == cfg.steps and checkpoint_dir is None:
@@ -368,7 +243,7 @@ def train_seeds(
             for chunk in inputs:
                 results.append(whole(*chunk))
                 bar.update(cfg.steps)
-        return _gathered(_concat(results, n_seeds), mesh)
+        return placement.gathered(placement.concat(results, n_seeds), mesh)
 
     init = _seed_program("init", cfg, 0, data_axis, mesh)
     chunks = [[init(*c), c[0], c[2], c[3]] for c in inputs]  # state, keys, data, mask
@@ -388,7 +263,7 @@ def train_seeds(
         while done < cfg.steps:
             length = min(segment, cfg.steps - done)
             run = _seed_program("segment", cfg, length, data_axis, mesh)
-            start = _put(jnp.int32(done), shared_sh)
+            start = placement.put(jnp.int32(done), shared_sh)
             for c in chunks:
                 c[0] = run(c[0], c[1], c[2], c[3], start)
                 bar.update(length)
@@ -401,7 +276,7 @@ def train_seeds(
                 raise KeyboardInterrupt(f"stopped at step {done} of {cfg.steps}")
 
     result = _seed_program("result", cfg, 0, data_axis, mesh)
-    return _gathered(_concat([result(c[0]) for c in chunks], n_seeds), mesh)
+    return placement.gathered(placement.concat([result(c[0]) for c in chunks], n_seeds), mesh)
 
 
 @functools.lru_cache(maxsize=64)
@@ -410,7 +285,7 @@ def _vmap_program(
 ):
     """fn vmapped over keys and the args of in_axes; the trailing len(names) args are fn's
     keyword arguments (shared: axis None)."""
-    seeds, _ = _shardings(mesh)
+    seeds, _ = placement.shardings(mesh)
     n_pos = len(in_axes) - len(names)
 
     def call(key, *args):
@@ -441,7 +316,7 @@ def vmap_seeds(
     """
     if not callable(fn):
         raise ValueError(f"fn must be callable, got {fn!r}")
-    n_seeds = _n_seeds(keys)
+    n_seeds = placement.n_seeds(keys)
     if in_axes is None or isinstance(in_axes, int):
         in_axes = (in_axes,) * len(args)
     if not isinstance(in_axes, tuple | list):
@@ -456,34 +331,43 @@ def vmap_seeds(
         )
     for i, (arg, axis) in enumerate(zip(args, in_axes, strict=True)):
         if axis == 0:
-            _check_seed_axis(
+            placement.check_seed_axis(
                 f"args[{i}]", arg, n_seeds, "or give it in_axes None to share it across seeds"
             )
     names = tuple(sorted(kwargs))
     args = (*args, *(kwargs[n] for n in names))
     in_axes = (*in_axes, *(None,) * len(names))
-    size, starts, mesh = _chunks_and_mesh(n_seeds, chunk_size, shard)
+    size, starts, mesh = placement.chunks_and_mesh(n_seeds, chunk_size, shard)
     program = _vmap_program(fn, in_axes, names, mesh)
 
     def first(c: int) -> list:  # keys and args of the first c seeds (padded)
         chunk = [
-            _take(a, 0, c, n_seeds) if ax == 0 else a for a, ax in zip(args, in_axes, strict=True)
+            placement.take(a, 0, c, n_seeds) if ax == 0 else a
+            for a, ax in zip(args, in_axes, strict=True)
         ]
-        return [_take(keys, 0, c, n_seeds), *chunk]
+        return [placement.take(keys, 0, c, n_seeds), *chunk]
 
-    size = _planned_size(size, n_seeds, mesh, lambda c: planning.footprint(program, *first(c)))
+    size = placement.planned_size(
+        size, n_seeds, mesh, lambda c: planning.footprint(program, *first(c))
+    )
     starts = list(range(0, n_seeds, size))
     if execution.current().plan:
         return _record_plan("vmap_seeds", fn, n_seeds, size, program, tuple(first(size)))
-    seeds_sh, shared_sh = _shardings(mesh)
+    seeds_sh, shared_sh = placement.shardings(mesh)
     outputs = []
     for start in starts:
         chunk_args = [
-            _put(_take(arg, start, size, n_seeds), seeds_sh) if axis == 0 else _put(arg, shared_sh)
+            placement.put(placement.take(arg, start, size, n_seeds), seeds_sh)
+            if axis == 0
+            else placement.put(arg, shared_sh)
             for arg, axis in zip(args, in_axes, strict=True)
         ]
-        outputs.append(program(_put(_take(keys, start, size, n_seeds), seeds_sh), *chunk_args))
-    return _gathered(_concat(outputs, n_seeds), mesh)
+        outputs.append(
+            program(
+                placement.put(placement.take(keys, start, size, n_seeds), seeds_sh), *chunk_args
+            )
+        )
+    return placement.gathered(placement.concat(outputs, n_seeds), mesh)
 
 
 def clear_caches() -> None:
