@@ -31,9 +31,11 @@ def _metrics(record: dict) -> dict[str, np.ndarray]:
 
 
 def _assert_same_metrics(a: dict, b: dict, atol: float = 1e-6) -> None:
+    """Equal to float32 rounding: `atol`, and 1e-5 relative for values of order 1 and above
+    (training losses near 2.3 differ in their last float32 bits between batch shapes)."""
     assert a.keys() == b.keys()
     for name in a:
-        np.testing.assert_allclose(a[name], b[name], atol=atol, err_msg=name)
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=atol, err_msg=name)
 
 
 def _cli(args: list[str], devices: int = 2, **popen) -> subprocess.Popen:
@@ -70,7 +72,7 @@ def plain(tmp_path_factory):
 def test_chunked_sharded_and_segmented_runs_match(plain, tmp_path, engine):
     record = run_claim(claims.get(CLAIM), "smoke", seeds=8, out_dir=tmp_path, **engine)
     assert record["execution"][next(iter(engine))] == next(iter(engine.values()))
-    # chunks and shards change XLA's batch sizes, so float rounding differs: 1e-6, not bitwise
+    # chunks and shards change XLA's batch sizes, so float rounding differs: not bitwise
     _assert_same_metrics(_metrics(record), plain)
     assert not (tmp_path / ".checkpoints").exists()  # removed once the JSON is written
 
