@@ -231,7 +231,8 @@ def training_checks(
     The tail rule (`convergence_checks`), unless the claim's schedule decays
     (`Training.decaying_schedule`): then the fractions are reported only, and a run at the
     calibrated budget is converged when its calibration settled (T vs 2T); a validity check
-    on all arms says so. A config whose budget is not the calibrated one has no such check."""
+    on all arms says so, and when it did not settle a fail is not decisive (a pass stands).
+    A config whose budget is not the calibrated one has no such check."""
     training = claim.training
     if training is None or not training.decaying_schedule:
         return convergence_checks(metrics, 0.0 if training is None else training.floor)
@@ -246,6 +247,7 @@ def training_checks(
         settled,
         f"{source['source']}: "
         + ("settled against 2T" if settled else "no budget settled (under-trained)"),
+        blocks_only_fails=True,  # as the tail rule: a fail is not decisive, a pass stands
     )
     return fractions, [check]
 
