@@ -100,25 +100,29 @@ def chunk_for_memory(
     """The most seeds per call (a multiple of `multiple`, at most n_seeds rounded up to it)
     whose compiled footprint fits `budget_bytes`.
 
-    measure(c) compiles the program for c seeds. Memory grows about linearly in c (the seed
-    axis is a batch axis), so two compilations, at `multiple` and `2 * multiple` seeds, give
-    the base and per-seed bytes; XLA's buffer assignment is not exactly linear, so the
-    estimate is then compiled and shrunk in proportion until it fits. ValueError when not even
-    `multiple` seeds fit.
+    measure(c) compiles the program for c seeds. All the seeds in one call are tried first (on
+    a large accelerator that is one compilation per call). Otherwise memory grows about
+    linearly in c (the seed axis is a batch axis), so two compilations, at `multiple` and
+    `2 * multiple` seeds, give the base and per-seed bytes; XLA's buffer assignment is not
+    exactly linear, so the estimate is then compiled and shrunk in proportion until it fits.
+    ValueError when not even `multiple` seeds fit.
     """
+    most = -(-n_seeds // multiple) * multiple
+    if most > multiple and measure(most).peak_bytes <= budget_bytes:
+        return most
     one = measure(multiple)
     if one.peak_bytes > budget_bytes:
         raise ValueError(
             f"memory budget {budget_bytes / 1e9:.3g} GB is too small for {multiple} seed(s) per "
             f"call: the program needs {one.peak_bytes / 1e9:.3g} GB"
         )
-    most = -(-n_seeds // multiple) * multiple
     if most == multiple:
         return multiple
     two = measure(2 * multiple)
     per_seed = max(two.peak_bytes - one.peak_bytes, 1) / multiple
     base = one.peak_bytes - per_seed * multiple
-    size = max(multiple, min(most, int((budget_bytes - base) // per_seed) // multiple * multiple))
+    fits = int((budget_bytes - base) // per_seed) // multiple * multiple
+    size = max(multiple, min(most - multiple, fits))  # `most` was measured and did not fit
     while size > multiple:
         peak = measure(size).peak_bytes
         if peak <= budget_bytes:

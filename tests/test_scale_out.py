@@ -262,6 +262,19 @@ def test_chunk_for_memory_shrinks_a_linear_guess_that_does_not_fit():
         planning.chunk_for_memory(measure, 64, 50, multiple=2)
 
 
+def test_chunk_for_memory_compiles_once_when_every_seed_fits():
+    sizes = []
+
+    def measure(c):
+        sizes.append(c)
+        return planning.Footprint(100 + 10 * c, 0.0)
+
+    assert planning.chunk_for_memory(measure, 32, 10_000) == 32 and sizes == [32]
+    sizes.clear()
+    assert planning.chunk_for_memory(measure, 32, 300) == 20
+    assert sizes.count(32) == 1  # the estimate (32 again) is not compiled twice
+
+
 def test_plan_flops_count_every_scan_step_and_the_costlier_cond_branch():
     w = jnp.ones((16, 16))
 
