@@ -29,15 +29,23 @@ from experiments.runner import code_identity, environment, seed_keys
 CALIBRATION_SEED = 1000003  # CLAIMS.md: calibration seeds start here, far from verdict seeds
 
 
-def trained_claims() -> list[str]:
-    """The ids of the claims that train by gradient steps (and so have a budget)."""
-    return [cid for cid in claims.claim_ids() if claims.get(cid).training is not None]
+def trained_claims(scale: str | None = None) -> list[str]:
+    """The ids of the claims that train by gradient steps (and so have a budget); with `scale`,
+    those that train at that scale (a budget of 0 leaves the trained arm out)."""
+    return [
+        cid
+        for cid in claims.claim_ids()
+        if claims.get(cid).training is not None
+        and (scale is None or claims.get(cid).budget(scale)["value"] > 0)
+    ]
 
 
 def budgets(claim: Claim, scale: str) -> list[int]:
     """The budgets a calibration may try: T0 (the config's starting budget) times 1, 2, 4..."""
     training = _training(claim)
     start = getattr(claim.configs[scale], training.budget_field)
+    if start == 0:
+        raise ValueError(f"claim {claim.id!r} trains nothing at {scale} scale: no budget")
     return [start * 2**i for i in range(training.max_doublings + 1)]
 
 
@@ -187,10 +195,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plan", action="store_true", help="print what would run; run nothing")
     parser.add_argument("--chunk-size", type=int, default=None, help="seeds per compiled call")
     args = parser.parse_args(argv)
-    known = trained_claims()
+    known = trained_claims(args.scale)
     unknown = [c for c in args.claims if c not in known]
     if unknown:
-        parser.error(f"not a trained claim: {unknown}; trained claims: {', '.join(known)}")
+        parser.error(
+            f"not a trained claim at {args.scale} scale: {unknown}; trained claims there: "
+            f"{', '.join(known)}"
+        )
     if args.seeds is not None and args.seeds < 2:
         parser.error(f"--seeds must be >= 2, got {args.seeds}")
     if args.chunk_size is not None and args.chunk_size < 1:

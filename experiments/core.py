@@ -133,11 +133,19 @@ class Claim:
     def budget(self, scale: str) -> dict:
         """The training budget at `scale` and where it comes from: the calibration record
         when one exists (field, value, calibrated=True, source=its path), else the config's
-        starting budget. {} for a claim that does not train."""
+        starting budget, or value 0 where the scale leaves the trained arm out. {} for a claim
+        that does not train."""
         if self.training is None:
             return {}
         name = self.training.budget_field
         start = getattr(self.configs[scale], name)
+        if start == 0:
+            return {
+                "field": name,
+                "value": 0,
+                "calibrated": False,
+                "source": f"no trained arm at {scale} scale ({name} = 0)",
+            }
         path = self.calibration_path(scale)
         if not path.exists():
             return {

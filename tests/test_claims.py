@@ -39,10 +39,9 @@ def _check_record(claim_id: str, out_dir) -> dict:
     return saved
 
 
-# end to end at smoke scale: one claim, and the claims whose negative-control test has not
-# landed yet (random-net: no other test runs it; drop each from here when its control test
-# runs it; feature-repopulation's runs in tests/test_controls_repop.py)
-END_TO_END = ("flyhash-search", "random-net")
+# end to end at smoke scale through the runner: one claim (every claim's own run is exercised
+# by its negative-control test, tests/test_controls_*.py)
+END_TO_END = ("flyhash-search",)
 
 
 @pytest.mark.parametrize("claim_id", END_TO_END)

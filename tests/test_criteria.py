@@ -91,14 +91,15 @@ def _flyhash(cfg):
 
 def _random_net(cfg):
     g = len(cfg.widths)
-    return {
+    out = {
         "random_net_accuracy": _rising(g, 0.3, 0.54),
         "raw_accuracy": _noisy(0.22),
-        "trained_mlp_accuracy": _noisy(0.57),
         "lambda_at_edge_fraction": np.zeros(S),
         "raw_lambda_at_edge": np.zeros(S, bool),
-        **_curves("mlp"),
     }
+    if cfg.mlp_steps:  # the quick scale has no trained MLP
+        out.update({"trained_mlp_accuracy": _noisy(0.57), **_curves("mlp")})
+    return out
 
 
 def _lottery(cfg):

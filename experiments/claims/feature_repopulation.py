@@ -317,7 +317,8 @@ CLAIM = Claim(
     evaluate=evaluate,
     plot=plot,
     reconstruction=True,
-    training=Training("steps", criterion_metrics),
+    # at most 8000 steps (two doublings): more does not fit the quick suite's 15 minutes
+    training=Training("steps", criterion_metrics, max_doublings=2),
     changes=(
         ProtocolChange(
             date="2026-12-03",

@@ -68,8 +68,10 @@ class Config:
 
 CONFIGS = {
     "smoke": Config(seeds=3, width=32, rounds=1, steps=50, batch_size=50, num_samples=1000),
-    # starting budget of the calibration: the 2026-12-02 quick budget (16 seeds for power)
-    "quick": Config(seeds=16, rounds=8, steps=1500, batch_size=64),
+    # starting budget of the calibration: the 2026-12-02 quick budget; 8 seeds (the scale's
+    # minimum; was 16 for power when the effect was 1 point, it is ~4.5 read at early stopping)
+    # so that the calibrated budget fits the suite's 15 minutes
+    "quick": Config(seeds=8, rounds=8, steps=1500, batch_size=64),
     "full": Config(seeds=32, rounds=15, steps=3000),
 }
 
@@ -276,6 +278,19 @@ CLAIM = Claim(
             verdict_before=(
                 "reproduced (16 seeds x 1500 steps: ticket 66.2% vs dense 65.2%, +1.0 points "
                 "[+0.2, +1.8]; re-init 58.7%, random mask 56.7%)"
+            ),
+        ),
+        ProtocolChange(
+            date="2026-12-04",
+            what="quick seeds from 16 to 8 (the scale's minimum); the steps calibrated",
+            reason=(
+                "16 seeds at a calibrated budget do not fit the quick suite's 15 minutes on 2 "
+                "cores; read at early stopping the ticket's gain is ~4.5 points with a CI "
+                "half-width of ~0.9 at 16 seeds, so 8 seeds keep the power"
+            ),
+            verdict_before=(
+                "reproduced (16 seeds x 1500 steps, starting budget: ticket 64.3% vs dense 59.9%, "
+                "+4.5 points [+3.6, +5.4])"
             ),
         ),
     ),

@@ -4,9 +4,11 @@ far above chance, and better the wider it is.
 Protocol (CLAIMS.md): MNIST-1D (standardised inputs). One random ReLU hidden layer (W ~ N(0,
 1/d), b ~ N(0, 1), `esparse.features.random_relu_features`), width in {64, 256, 1024, 4096},
 frozen; ridge readout with lambda chosen on a validation split (`readout.ridge_classifier`).
-Baseline: the same ridge readout of the raw input. Comparison: an MLP 40-h-10 fully trained
-with Adam (`esparse.engine.train_seeds`); h = `mlp_width` (256 at quick scale to fit the CPU
-budget, the widest random width at full scale).
+Baseline: the same ridge readout of the raw input. Comparison (reported, not judged): an MLP
+40-h-10 fully trained with Adam (`esparse.engine.train_seeds`), h = `mlp_width` (the widest
+random width at full scale). The quick scale leaves the MLP out (`mlp_steps = 0`): trained to
+convergence it took 48000 steps (calibration of 2026-12-04), five minutes of the suite's
+fifteen on 2 cores, for a number that decides nothing.
 Criterion (CLAIMS.md, line for line): Spearman rho(width, mean accuracy) >= 0.9, and the widest
 random net beats the raw linear readout, paired 95% CI above 0; inconclusive where more than 10%
 of the ridge lambda choices sit at an edge of the grid (2026-12-02 clarification). The gap to
@@ -61,7 +63,8 @@ class Config:
 CONTROLS = (None, "shuffle")
 CONFIGS = {
     "smoke": Config(seeds=3, widths=(32, 128), num_samples=1000, mlp_width=32, mlp_steps=100),
-    "quick": Config(seeds=8),
+    # no trained MLP at quick scale (module docstring): its converged budget does not fit
+    "quick": Config(seeds=8, mlp_steps=0),
     "full": Config(seeds=32, widths=(64, 256, 1024, 4096, 16384), mlp_width=4096, mlp_steps=8000),
 }
 
@@ -107,6 +110,14 @@ def run(keys, config: Config) -> dict:
         acc.append(np.asarray(a))
         edge.append(np.asarray(e))
     raw, raw_edge = engine.vmap_seeds(_raw_accuracy, keys, ds)
+    out = {
+        "random_net_accuracy": np.stack(acc, axis=1),
+        "raw_accuracy": np.asarray(raw),
+        "lambda_at_edge_fraction": np.stack(edge, axis=1).mean(axis=1),
+        "raw_lambda_at_edge": np.asarray(raw_edge),
+    }
+    if config.mlp_steps == 0:
+        return out
     model = nn.mlp((ds.x_train.shape[1], config.mlp_width, 10))
     init_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
     result = engine.train_seeds(
@@ -120,45 +131,41 @@ def run(keys, config: Config) -> dict:
         log_every=log_every(config.mlp_steps),
     )
     return {
-        "random_net_accuracy": np.stack(acc, axis=1),
-        "raw_accuracy": np.asarray(raw),
+        **out,
         "trained_mlp_accuracy": np.asarray(result.final["test_accuracy"]),
-        "lambda_at_edge_fraction": np.stack(edge, axis=1).mean(axis=1),
-        "raw_lambda_at_edge": np.asarray(raw_edge),
         **curves("mlp", result),
     }
 
 
 def evaluate(metrics: dict, config: Config) -> Evaluation:
-    acc, raw, mlp = (
-        metrics["random_net_accuracy"],
-        metrics["raw_accuracy"],
-        metrics["trained_mlp_accuracy"],
-    )
+    acc, raw = metrics["random_net_accuracy"], metrics["raw_accuracy"]
+    mlp = metrics.get("trained_mlp_accuracy")
     # every lambda choice once: the per-seed fraction over the widths, and the raw readout's
     frac = np.repeat(metrics["lambda_at_edge_fraction"], len(config.widths))
     at_edge = np.concatenate([frac, metrics["raw_lambda_at_edge"].astype(float)])
     rho, gain, checks = rises_and_beats_raw("width", config.widths, acc, raw, at_edge)
     checks = [c.on("random", "raw") for c in checks]
-    gap = stats.paired_ci(mlp, acc[:, -1])
     summary = {
         "widths": list(config.widths),
         "random_net_accuracy": grid_intervals(acc),
         "raw_accuracy": interval(raw),
-        "trained_mlp_accuracy": interval(mlp),
-        "trained_mlp_width": config.mlp_width,
         "spearman_rho": rho,
         "gain_over_raw": gain.to_dict(),
-        "trained_mlp_minus_widest_random": gap.to_dict(),
         "lambda_at_grid_edge_fraction": float(metrics["lambda_at_edge_fraction"].mean()),
         "raw_lambda_at_grid_edge_fraction": float(metrics["raw_lambda_at_edge"].mean()),
     }
     top = stats.mean_ci(acc[:, -1])
     headline = (
         f"random width {config.widths[-1]}: {top.mean:.1%} [{top.low:.1%}, {top.high:.1%}]; "
-        f"raw linear {raw.mean():.1%}; trained MLP (h={config.mlp_width}) {mlp.mean():.1%}; "
-        f"rho {rho:.2f}"
+        f"raw linear {raw.mean():.1%}; rho {rho:.2f}; "
     )
+    if mlp is None:
+        headline += "no trained MLP at this scale"
+    else:
+        summary["trained_mlp_accuracy"] = interval(mlp)
+        summary["trained_mlp_width"] = config.mlp_width
+        summary["trained_mlp_minus_widest_random"] = stats.paired_ci(mlp, acc[:, -1]).to_dict()
+        headline += f"trained MLP (h={config.mlp_width}) {mlp.mean():.1%}"
     return Evaluation(checks, summary, headline)
 
 
@@ -171,12 +178,13 @@ def plot(metrics: dict, config: Config, path) -> None:
     fig, (ax,) = subplots(width=6)
     errorbar(ax, config.widths, metrics["random_net_accuracy"], "random ReLU layer + ridge")
     ax.axhline(metrics["raw_accuracy"].mean(), color="gray", ls="--", label="raw input, linear")
-    ax.axhline(
-        metrics["trained_mlp_accuracy"].mean(),
-        color="green",
-        ls=":",
-        label=f"trained MLP (h={config.mlp_width})",
-    )
+    if "trained_mlp_accuracy" in metrics:
+        ax.axhline(
+            metrics["trained_mlp_accuracy"].mean(),
+            color="green",
+            ls=":",
+            label=f"trained MLP (h={config.mlp_width})",
+        )
     ax.axhline(0.1, color="black", lw=0.5, label="chance")
     ax.set_xscale("log")
     ax.set_xlabel("hidden width (frozen random)")
@@ -211,6 +219,19 @@ CLAIM = Claim(
             verdict_before=(
                 "reproduced (width 4096: 54.1% [52.7, 55.5] vs raw linear 22.1%, rho 1.00; "
                 "trained MLP (h=256) 57.3%)"
+            ),
+        ),
+        ProtocolChange(
+            date="2026-12-04",
+            what="the quick scale leaves out the trained MLP (report-only; full scale keeps it)",
+            reason=(
+                "its calibrated budget (48000 steps, not settled) took about 5 of the quick "
+                "suite's 15 minutes on 2 cores; CLAIMS.md: make the quick config smaller, never "
+                "the budget below its calibration"
+            ),
+            verdict_before=(
+                "reproduced (width 4096: 54.1% [52.6, 55.5] vs raw linear 22.1%; trained MLP "
+                "55.9% at 48000 steps)"
             ),
         ),
     ),
