@@ -29,6 +29,8 @@ import jax
 from jax import export
 from jax.extend import core as jax_core
 
+from esparse.planning import nested_jaxprs
+
 __all__ = [
     "ACCELERATORS",
     "AUTO_SCOPE",
@@ -124,16 +126,6 @@ class Audit:
         return {**dataclasses.asdict(self), "problems": self.problems()}
 
 
-def _sub_jaxprs(value: Any) -> list:
-    if isinstance(value, jax_core.ClosedJaxpr):
-        return [value.jaxpr]
-    if isinstance(value, jax_core.Jaxpr):
-        return [value]
-    if isinstance(value, tuple | list):
-        return [j for v in value for j in _sub_jaxprs(v)]
-    return []
-
-
 def _equations(jaxpr: jax_core.ClosedJaxpr | jax_core.Jaxpr) -> Iterator[Any]:
     """Every equation of a traced program, those of nested programs (jit, scan, cond,
     custom_vjp, ...) included."""
@@ -142,7 +134,7 @@ def _equations(jaxpr: jax_core.ClosedJaxpr | jax_core.Jaxpr) -> Iterator[Any]:
     for eqn in jaxpr.eqns:
         yield eqn
         for value in eqn.params.values():
-            for sub in _sub_jaxprs(value):
+            for sub in nested_jaxprs(value):
                 yield from _equations(sub)
 
 

@@ -49,13 +49,15 @@ def footprint(jitted: Any, *args: Any) -> Footprint:
     return Footprint(int(peak), max(xla_flops, matmul_flops(jax.make_jaxpr(jitted)(*args))))
 
 
-def _sub_jaxprs(value: Any) -> list:
+def nested_jaxprs(value: Any) -> list:
+    """The programs held by one equation parameter (a jit's, scan's or cond's jaxprs), as
+    open jaxprs; [] for any other parameter."""
     if isinstance(value, jax_core.ClosedJaxpr):
         return [value.jaxpr]
     if isinstance(value, jax_core.Jaxpr):
         return [value]
     if isinstance(value, tuple | list):
-        return [j for v in value for j in _sub_jaxprs(v)]
+        return [j for v in value for j in nested_jaxprs(v)]
     return []
 
 
@@ -73,7 +75,7 @@ def matmul_flops(jaxpr: jax_core.ClosedJaxpr | jax_core.Jaxpr) -> float:
             k = float(np.prod([lhs[d] for d in contract]))
             total += 2.0 * float(np.prod(eqn.outvars[0].aval.shape)) * k  # type: ignore[union-attr]
             continue
-        inner = [matmul_flops(j) for v in eqn.params.values() for j in _sub_jaxprs(v)]
+        inner = [matmul_flops(j) for v in eqn.params.values() for j in nested_jaxprs(v)]
         if not inner:
             continue
         if eqn.primitive.name == "cond":
