@@ -245,8 +245,10 @@ CLAIM = Claim(
     run=run,
     evaluate=evaluate,
     plot=plot,
+    # at most 3000 steps (one doubling): 8 seeds x 11 trainings of 6000 steps do not fit the
+    # quick suite's 15 minutes; an unsettled calibration leaves the arms' under-training reported
     training=Training(
-        budget_field="steps", criterion_metrics=criterion_metrics, floor=FIT_LOSS, max_doublings=3
+        budget_field="steps", criterion_metrics=criterion_metrics, floor=FIT_LOSS, max_doublings=1
     ),
     changes=(
         ProtocolChange(
