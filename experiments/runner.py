@@ -226,14 +226,16 @@ def plan_claim(
 def judge(claim: Claim, scale: str, metrics: dict, config: Any) -> dict:
     """The claim's criterion on its per-seed metrics, under the one verdict rule.
 
-    Adds to the claim's own checks the convergence checks of its training curves (a trained
-    claim must return them), decides the main verdict and each sub-verdict
-    (`stats.decide`, preliminary below the scale's minimum seeds), and returns the record's
-    summary, headline, checks, verdict, decision, under-trained fractions and sub-verdicts.
+    Adds to the claim's own checks the convergence checks of its training curves (a claim
+    that trains at this config's budget must return them), decides the main verdict and each
+    sub-verdict (`stats.decide`, preliminary below the scale's minimum seeds), and returns the
+    record's summary, headline, checks, verdict, decision, under-trained fractions and
+    sub-verdicts.
     """
     evaluation: Evaluation = claim.evaluate(metrics, config)
     under_trained, guards = training_checks(claim, scale, metrics, config)
-    if claim.training is not None and not under_trained:
+    trains = claim.training is not None and getattr(config, claim.training.budget_field) > 0
+    if trains and not under_trained:
         raise ValueError(f"claim {claim.id} trains but its run returned no training curves")
     min_seeds = MIN_SEEDS[scale]
     checks = [*evaluation.checks, *guards]
