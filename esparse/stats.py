@@ -359,7 +359,9 @@ def decide(checks: Sequence[Check], n_seeds: int, min_seeds: int = 8) -> Decisio
                 undecided.append(f"{c.name}: {c.detail}")
             continue
         if c.outcome == "fail":
-            blockers = [v.name for v in invalid if _overlap(v.arms, c.arms)]
+            blockers = [
+                f"{v.name} does not hold ({v.detail})" for v in invalid if _overlap(v.arms, c.arms)
+            ]
             if blockers:
                 undecided.append(
                     f"{c.name} fails ({c.detail}), but not decisively: " + "; ".join(blockers)

@@ -315,10 +315,14 @@ def grid_intervals(values: np.ndarray) -> list[dict]:
 def errorbar(ax, x, values: np.ndarray, label: str, log: bool = False, **kwargs) -> None:
     """Plot the seed mean of values (seeds, grid) against x with 95% CI error bars.
 
-    log=True (positive values, log-scale axes): the geometric mean with the interval of the
-    mean of log(values), so no bar crosses zero.
+    log=True (log-scale axes): the geometric mean with the interval of the mean of
+    log(values), so no bar crosses zero; an exact 0 (a fit to machine precision) is drawn at
+    the smallest positive value of `values` (1e-30 when there is none), as a log axis must.
     """
-    values = np.log(values) if log else np.asarray(values)
+    values = np.asarray(values, dtype=float)
+    if log:
+        positive = values[values > 0]
+        values = np.log(np.maximum(values, positive.min() if positive.size else 1e-30))
     cis = [stats.mean_ci(values[:, j]) for j in range(values.shape[1])]
     bounds = np.array([[c.low, c.mean, c.high] for c in cis])
     if log:

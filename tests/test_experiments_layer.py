@@ -120,6 +120,9 @@ def test_errorbar_log_mode_is_geometric_and_stays_positive():
     np.testing.assert_allclose(log_line.get_ydata(), np.exp(np.log(values).mean(axis=0)))
     assert min(seg[0, 1] for seg in linear_bars.get_segments()) < 0
     assert min(seg[0, 1] for seg in log_bars.get_segments()) > 0
+    # an exact 0 (rf-single-neuron's GD fits reach it) is drawn at the smallest positive value
+    errorbar(ax, [0, 1], np.array([[0.0, 1.0], [1e-3, 1.0]]), "zero", log=True)
+    np.testing.assert_allclose(ax.containers[-1][0].get_ydata(), [1e-3, 1.0])
 
 
 def test_code_change_changes_the_config_hash(tmp_path, monkeypatch):
