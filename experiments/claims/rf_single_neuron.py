@@ -338,13 +338,14 @@ def evaluate(metrics: dict, config: Config) -> Evaluation:
     main = names[0]
     rf, gd = metrics[f"{main}_rf"], metrics[f"{main}_gd_neuron"]
     single = metrics[f"{main}_gd_neuron_single_start"]
-    net = metrics.get(f"{main}_gd_two_layer", np.full((1, 1), np.nan))
+    net = metrics.get(f"{main}_gd_two_layer")
+    two_layer = "no 2-layer net here" if net is None else f"2-layer {net[:, -1].mean():.1e}"
     headline = (
         f"{main} (b*={config.targets[0][1]:g}): RF test err {rf[:, 0].mean():.2e} "
         f"(d={config.dims[0]}) -> {rf[:, -1].mean():.2e} (d={config.dims[-1]}), train err "
         f"{metrics[f'{main}_rf_train'][:, -1].mean():.2e}; GD neuron (best of {config.restarts}) "
         f"max over d {gd.mean(axis=0).max():.1e}, single start {single.mean(axis=0).max():.1e}; "
-        f"2-layer {net[:, -1].mean():.1e}; large-norm RF = bulk "
+        f"{two_layer}; large-norm RF = bulk "
         f"(max rel. diff {homogeneity(metrics)['max_relative_error_difference']:.1e})"
     )
     return Evaluation(
