@@ -181,3 +181,18 @@ def test_calibrate_plan_and_cli_refusals(capsys):
     assert "flyhash-search" not in calibrate.trained_claims()
     for cid in calibrate.trained_claims():
         assert claims.get(cid).training is not None
+
+
+def test_a_scale_without_the_trained_arm_has_no_budget_to_calibrate():
+    """random-net's quick scale leaves its trained MLP out (mlp_steps = 0): its budget says so,
+    calibrate skips it there and refuses it by name, and the full scale still calibrates it."""
+    claim = claims.get("random-net")
+    budget = claim.budget("quick")
+    assert budget["value"] == 0 and not budget["calibrated"]
+    assert "no trained arm" in budget["source"]
+    assert "random-net" not in calibrate.trained_claims("quick")
+    assert "random-net" in calibrate.trained_claims("full")
+    with pytest.raises(ValueError, match="trains nothing at quick scale"):
+        calibrate.budgets(claim, "quick")
+    with pytest.raises(SystemExit):
+        calibrate.main(["random-net", "--scale", "quick", "--plan"])
