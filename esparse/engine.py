@@ -118,6 +118,7 @@ def _run_fingerprint(
             "log_every": cfg.log_every,
             "sampling": cfg.sampling,
             "eval_rows": cfg.eval_rows,
+            "metrics_every": cfg.metrics_every,
             "metrics": [(n, getattr(f, "__qualname__", repr(f))) for n, f in cfg.metrics],
             "apply_fn": getattr(cfg.apply_fn, "__qualname__", repr(cfg.apply_fn)),
             "checkpoint_every": segment,

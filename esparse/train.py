@@ -56,15 +56,18 @@ _BUILTIN_METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy"
 class TrainResult(NamedTuple):
     """Output of `train` / `train_seeds` (the latter adds a leading seed axis to every field).
 
-    params: final parameters. history: name -> (n_logs,) metric values at `log_steps`.
-    log_steps: (n_logs,) int32, number of updates done at each log. final: name -> scalar,
-    the metrics at the last step.
+    params: final parameters. history: name -> (n_logs,) values of the built-in metrics at
+    `log_steps`, and of the `metrics` functions at `metric_steps`. log_steps: (n_logs,)
+    int32, number of updates done at each log. final: name -> scalar, the metrics at the last
+    step. metric_steps: (n_metric_logs,) int32, the updates done at each log of the `metrics`
+    functions (`log_steps` unless `metrics_every` was given).
     """
 
     params: PyTree
     history: dict[str, jax.Array]
     log_steps: jax.Array
     final: dict[str, jax.Array]
+    metric_steps: jax.Array
 
 
 class TrainState(NamedTuple):
@@ -93,15 +96,23 @@ class TrainConfig:
     sampling: str
     metrics: tuple[tuple[str, MetricFn], ...]
     eval_rows: int | None = None
+    metrics_every: int | None = None
 
     @property
     def n_logs(self) -> int:
         """Number of logged evaluations: every log_every updates and after the last one."""
         return -(-self.steps // self.log_every)
 
-    def log_steps(self) -> np.ndarray:
-        """(n_logs,) int32: the number of updates done at each logged evaluation."""
-        done = np.arange(1, self.n_logs + 1) * self.log_every
+    @property
+    def metric_every(self) -> int:
+        """Updates between two logs of the `metrics` functions."""
+        return self.metrics_every or self.log_every
+
+    def log_steps(self, every: int | None = None) -> np.ndarray:
+        """(n_logs,) int32: the number of updates done at each logged evaluation (of one
+        every `every` updates and after the last one, when given)."""
+        every = every or self.log_every
+        done = np.arange(1, -(-self.steps // every) + 1) * every
         done[-1] = self.steps
         return done.astype(np.int32)
 
@@ -135,8 +146,8 @@ def _apply_mask(tree: PyTree, mask: PyTree | None) -> PyTree:
     return jax.tree.map(lambda p, m: jnp.where(m, p, jnp.zeros_like(p)), tree, mask)
 
 
-def _evaluate(cfg: TrainConfig, params: PyTree, data: Dataset) -> dict[str, jax.Array]:
-    """All logged metrics on the train and test sets (their first `cfg.eval_rows` rows when
+def _evaluate_builtins(cfg: TrainConfig, params: PyTree, data: Dataset) -> dict[str, jax.Array]:
+    """Loss and accuracy on the train and test sets (their first `cfg.eval_rows` rows when
     set, a fixed subset), in eval mode (train=False)."""
     out = {}
     rows = slice(None, cfg.eval_rows)
@@ -146,6 +157,12 @@ def _evaluate(cfg: TrainConfig, params: PyTree, data: Dataset) -> dict[str, jax.
         out[f"{split}_loss"] = value.astype(jnp.float32)
         if accuracy is not None:
             out[f"{split}_accuracy"] = accuracy.astype(jnp.float32)
+    return out
+
+
+def _evaluate_metrics(cfg: TrainConfig, params: PyTree, data: Dataset) -> dict[str, jax.Array]:
+    """The `metrics` functions' values, checked to be scalars."""
+    out = {}
     for name, fn in cfg.metrics:
         value = jnp.asarray(fn(params, data), jnp.float32)
         if value.shape != ():
@@ -154,14 +171,25 @@ def _evaluate(cfg: TrainConfig, params: PyTree, data: Dataset) -> dict[str, jax.
     return out
 
 
+def _log_schedule(cfg: TrainConfig) -> list[tuple[int, Callable[..., dict[str, jax.Array]]]]:
+    """(every, evaluate) pairs: the built-ins every log_every updates, the `metrics` functions
+    with them or, given metrics_every, on their own cadence."""
+    if cfg.metric_every == cfg.log_every or not cfg.metrics:
+        return [(cfg.log_every, lambda *a: {**_evaluate_builtins(*a), **_evaluate_metrics(*a)})]
+    return [(cfg.log_every, _evaluate_builtins), (cfg.metric_every, _evaluate_metrics)]
+
+
 def init_state(
     cfg: TrainConfig, key: jax.Array, params: PyTree, data: Dataset, mask: PyTree
 ) -> TrainState:
     """The state before step 0: params masked, optimizer initialised, history zeros."""
     del key  # the state holds no key: every step derives its keys from the run's key
     params = _apply_mask(params, mask)
-    logged = jax.eval_shape(functools.partial(_evaluate, cfg), params, data)
-    history = {name: jnp.zeros((cfg.n_logs,), jnp.float32) for name in logged}
+    history = {}
+    for every, evaluate in _log_schedule(cfg):
+        logged = jax.eval_shape(functools.partial(evaluate, cfg), params, data)
+        n_logs = len(cfg.log_steps(every))
+        history.update({name: jnp.zeros((n_logs,), jnp.float32) for name in logged})
     n = data.x_train.shape[0]
     perm = jnp.zeros((n,), jnp.int32) if cfg.sampling == "shuffle" else None
     return TrainState(params, cfg.optimizer.init(params), perm, history)
@@ -208,13 +236,16 @@ def run_steps(
         params = _apply_mask(optax.apply_updates(state.params, updates), mask)
         done = t + 1
 
-        def log(history: dict[str, jax.Array]) -> dict[str, jax.Array]:
-            row = (done - 1) // cfg.log_every
-            metrics = _evaluate(cfg, params, data)
-            return {name: history[name].at[row].set(metrics[name]) for name in history}
+        history = state.history
+        for every, evaluate in _log_schedule(cfg):
 
-        is_log = (done % cfg.log_every == 0) | (done == cfg.steps)
-        history = jax.lax.cond(is_log, log, lambda h: h, state.history)
+            def log(history: dict[str, jax.Array], every=every, evaluate=evaluate) -> dict:
+                row = (done - 1) // every
+                values = evaluate(cfg, params, data)
+                return {**history, **{k: history[k].at[row].set(v) for k, v in values.items()}}
+
+            is_log = (done % every == 0) | (done == cfg.steps)
+            history = jax.lax.cond(is_log, log, lambda h: h, history)
         return TrainState(params, opt_state, perm, history), None
 
     steps = start + jnp.arange(length, dtype=jnp.int32)
@@ -224,7 +255,10 @@ def run_steps(
 def train_result(cfg: TrainConfig, state: TrainState) -> TrainResult:
     """The `TrainResult` of a finished run's state."""
     final = {name: values[-1] for name, values in state.history.items()}
-    return TrainResult(state.params, state.history, jnp.asarray(cfg.log_steps()), final)
+    log_steps, metric_steps = cfg.log_steps(), cfg.log_steps(cfg.metric_every)
+    return TrainResult(
+        state.params, state.history, jnp.asarray(log_steps), final, jnp.asarray(metric_steps)
+    )
 
 
 def train_with(
@@ -254,6 +288,7 @@ def _config(
     sampling: Sampling = "shuffle",
     metrics: Mapping[str, MetricFn] | None = None,
     eval_rows: int | None = None,
+    metrics_every: int | None = None,
 ) -> TrainConfig:
     if not callable(apply_fn):
         raise ValueError(f"apply_fn must be callable, got {apply_fn!r}")
@@ -277,6 +312,8 @@ def _config(
             )
     if eval_rows is not None:
         eval_rows = _checks.positive_int("eval_rows", eval_rows)
+    if metrics_every is not None:
+        metrics_every = _checks.positive_int("metrics_every", metrics_every)
     return TrainConfig(
         apply_fn,
         optimizer,
@@ -287,6 +324,7 @@ def _config(
         sampling,
         tuple(metrics.items()),
         eval_rows,
+        metrics_every,
     )
 
 
@@ -417,6 +455,7 @@ def train(
     metrics: Mapping[str, MetricFn] | None = None,
     check_finite: bool = False,
     eval_rows: int | None = None,
+    metrics_every: int | None = None,
 ) -> TrainResult:
     """Train `params` for `steps` minibatch updates with `optimizer`, as one jitted `lax.scan`.
 
@@ -436,7 +475,10 @@ def train(
     (Frankle & Carbin 2019). metrics: name -> fn(params, data) -> scalar, logged with the
     built-ins (train/test loss and accuracy) on the full sets every `log_every` updates and
     after the last one; eval_rows: log the built-ins on the first eval_rows rows of each split
-    instead (a fixed subset: cheaper logs, e.g. every 10 steps). The optimizer, apply_fn, loss
+    instead (a fixed subset: cheaper logs, e.g. every 10 steps). metrics_every: log the
+    `metrics` functions every metrics_every updates (and after the last one) instead, at the
+    steps `TrainResult.metric_steps`: an expensive metric (a mutual-information estimate) on a
+    coarser cadence than the losses, in the same run. The optimizer, apply_fn, loss
     and metric functions are static: pass the same objects again to reuse the compiled
     program. check_finite: raise a ValueError naming the array when data holds NaN or inf, or
     int labels outside [0, n_classes) (reads data on the host: a sync; by default NaN data
@@ -456,5 +498,6 @@ def train(
         sampling=sampling,
         metrics=metrics,
         eval_rows=eval_rows,
+        metrics_every=metrics_every,
     )
     return _train_jit(cfg, key, params, data, mask)

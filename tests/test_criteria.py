@@ -226,7 +226,6 @@ def _layer_mi(cfg):
         out[f"{v}_mi_gauss"] = _noisy(np.full(logs + 1, mi), 0.01)
         out[f"{v}_test_accuracy"] = _noisy(np.full(len(LOG_STEPS), acc))
         out[f"{v}_steps_to_target"] = steps + 100.0 * (np.arange(S) % 2)
-        out[f"{v}_mi_run_final_loss"] = np.full(S, 0.2)
     return out
 
 

@@ -364,3 +364,40 @@ def test_eval_rows_logs_the_builtins_on_a_fixed_subset():
     assert float(sub.final["train_loss"]) != pytest.approx(float(full.final["train_loss"]))
     with pytest.raises(ValueError, match="eval_rows"):
         tr.train(key, params, ds, eval_rows=0, **kw)
+
+
+def test_metrics_every_logs_the_metrics_on_their_own_cadence_in_one_run():
+    """metrics_every=6 with log_every=2: the losses as without metrics, the metrics at steps
+    6, 12, 14 equal to a run logging everything every 6 (the same trajectory)."""
+    from esparse import nn
+
+    key = jax.random.key(0)
+    x = jax.random.normal(key, (64, 5))
+    y = (x[:, 0] > 0).astype(jnp.int32)
+    ds = Dataset(x, y, x[:32], y[:32])
+    model = nn.mlp((5, 8, 2))
+    params = model.init(jax.random.key(1))
+    norm = {"norm": lambda p, d: sum(jnp.sum(v**2) for v in jax.tree.leaves(p))}
+    kw = dict(apply_fn=model.apply, optimizer=optax.adam(0.05), steps=14, batch_size=16)
+    both = tr.train(key, params, ds, log_every=2, metrics=norm, metrics_every=6, **kw)
+    fine = tr.train(key, params, ds, log_every=2, **kw)
+    coarse = tr.train(key, params, ds, log_every=6, metrics=norm, **kw)
+    np.testing.assert_array_equal(both.log_steps, np.arange(2, 15, 2))
+    np.testing.assert_array_equal(both.metric_steps, [6, 12, 14])
+    np.testing.assert_array_equal(coarse.metric_steps, coarse.log_steps)
+    for name in fine.history:
+        np.testing.assert_array_equal(both.history[name], fine.history[name])
+    np.testing.assert_array_equal(both.history["norm"], coarse.history["norm"])
+    assert float(both.final["norm"]) == float(coarse.history["norm"][-1])
+    seeds = engine.train_seeds(
+        jax.random.split(key, 2),
+        jax.vmap(model.init)(jax.random.split(key, 2)),
+        ds,
+        log_every=2,
+        metrics=norm,
+        metrics_every=6,
+        **kw,
+    )
+    assert seeds.history["norm"].shape == (2, 3) and seeds.metric_steps.shape == (2, 3)
+    with pytest.raises(ValueError, match="metrics_every"):
+        tr.train(key, params, ds, metrics=norm, metrics_every=0, **kw)

@@ -3,23 +3,21 @@ mutual information between successive layers makes training faster and more accu
 
 Protocol (CLAIMS.md; the paper body was not available, so this protocol is a reconstruction):
 MNIST-1D (4000 train / 1000 test), depth-6 MLP of width 128 (40-128x6-10), plain vs residual
-(identity skips between the equal-width hidden layers; same parameter count), trained with Adam at
-a constant learning rate by `esparse.engine.train_seeds` (seeds: initialisation and minibatch
-order; both nets of a seed share the same init key) for the calibrated budget `steps`. Each net is
-trained twice along the same trajectory (same keys, so bit-identical steps): the speed run logs the
-train cross-entropy (the objective) on a fixed subset, the first `eval_rows` = 1000 of the 4000
+(identity skips between the equal-width hidden layers; same parameter count), trained with Adam at a
+constant learning rate by `esparse.engine.train_seeds` (seeds: initialisation and minibatch order;
+both nets of a seed share the same init key) for the calibrated budget `steps`. One run per net logs
+the train cross-entropy (the objective) on a fixed subset, the first `eval_rows` = 1000 of the 4000
 training examples (CLAIMS.md 2026-12-03: at most 1000), and the test accuracy (all 1000 test
-examples) every `loss_every` = 10 steps; the MI run logs, at `mi_logs` evenly spaced steps (and at
-initialisation), the mean over the 5 successive hidden-layer pairs of I(h_l; h_l+1) on the 1000
+examples) every `loss_every` = 10 steps, and at `mi_logs` evenly spaced steps (`metrics_every`; and
+at initialisation) the mean over the 5 successive hidden-layer pairs of I(h_l; h_l+1) on the 1000
 held-out test inputs: each layer's activations reduced to their top `pca_components` standardised
-principal components (`esparse.info.pca_scores`), a 1e-6 jitter against ties, then KSG (k=3) and,
-as a check, the Gaussian estimator. Steps to target: the step at which the subset's train
-cross-entropy reaches `target_loss` = 0.5, linearly interpolated between the two logs around the
-first log at or below it; a run that never reaches it is censored (recorded as steps + loss_every,
-a lower bound; never a success), censored runs counted per arm. A run whose objective ends at or
-below the target counts as trained (`Training` floor); the budget is the calibrated one, at which
-no arm's test accuracy moves by more than 1 point and no arm's steps to target by more than 10%
-between T and 2T.
+principal components (`esparse.info.pca_scores`), a 1e-6 jitter against ties, then KSG (k=3) and, as
+a check, the Gaussian estimator. Steps to target: the step at which the subset's train cross-entropy
+reaches `target_loss` = 0.5, linearly interpolated between the two logs around the first log at or
+below it; a run that never reaches it is censored (recorded as steps + loss_every, a lower bound;
+never a success), censored runs counted per arm. A run whose objective ends at or below the target
+counts as trained (`Training` floor); the budget is the calibrated one, at which no arm's test
+accuracy moves by more than 1 point and no arm's steps to target by more than 10% between T and 2T.
 Criterion (CLAIMS.md 2026-12-03): speed on s = 1 - steps_residual / steps_plain per seed with a
 margin of 0.10: reproduced if the paired 95% CI of s lies above 0, not reproduced if it lies
 below 0.10 (a 10% speed-up excluded), inconclusive otherwise, and inconclusive where censoring
@@ -168,30 +166,31 @@ def run(keys, config: Config) -> dict:
             ds,
             in_axes=(0, None),
         )
-        common = dict(
+        result = engine.train_seeds(
+            keys,
+            params,
+            ds,
             apply_fn=model.apply,
             optimizer=optimizer,
             steps=config.steps,
             batch_size=config.batch_size,
+            log_every=config.loss_every,
+            eval_rows=config.eval_rows,
+            metrics=mi_metrics,
+            metrics_every=_mi_every(config),
         )
-        speed = engine.train_seeds(
-            keys, params, ds, log_every=config.loss_every, eval_rows=config.eval_rows, **common
-        )
-        mi = engine.train_seeds(
-            keys, params, ds, log_every=_mi_every(config), metrics=mi_metrics, **common
-        )
-        out.update(curves(variant, speed))
-        hist = {k: np.asarray(v) for k, v in mi.history.items()}
+        out.update(curves(variant, result))
+        hist = {k: np.asarray(v) for k, v in result.history.items()}
         for name in ("mi_ksg", "mi_gauss"):
             first = np.asarray(init_mi[0 if name == "mi_ksg" else 1])[:, None]
             out[f"{variant}_{name}"] = np.concatenate([first, hist[name]], 1)
-        loss = np.asarray(speed.history["train_loss"])
-        out[f"{variant}_test_accuracy"] = np.asarray(speed.history["test_accuracy"])
+        out[f"{variant}_test_accuracy"] = hist["test_accuracy"]
         out[f"{variant}_steps_to_target"] = steps_to_target(
-            loss, np.asarray(speed.log_steps)[0], config.target_loss, _censored_value(config)
+            hist["train_loss"],
+            np.asarray(result.log_steps)[0],
+            config.target_loss,
+            _censored_value(config),
         )
-        # the MI run retraces the speed run's steps: its final loss is the same number
-        out[f"{variant}_mi_run_final_loss"] = hist["train_loss"][:, -1]
     return out
 
 
