@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from esparse import execution
-from experiments import claims
+from experiments import claims, xla_flags
 from experiments.core import SCALES
 from experiments.report import write_report
 from experiments.runner import plan_claim, run_claim
@@ -435,4 +435,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    xla_flags.prefer_fast_cpu_compiles()  # before the first computation starts a backend
     sys.exit(main())

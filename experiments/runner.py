@@ -110,6 +110,7 @@ def environment(*, host: bool = False) -> dict:
         "git_commit": commit,
         "git_dirty": None if dirty is None else bool(dirty),
         "matmul_precision": matmul_precision(),
+        "xla_flags": os.environ.get("XLA_FLAGS"),
     }
     return {**env, **_host()} if host else env
 

@@ -283,3 +283,44 @@ def test_distributed_outside_a_cluster_exits_2_naming_the_variables(tmp_path, ca
     for name in ("JAX_COORDINATOR_ADDRESS", "SLURM_JOB_ID", "OMPI_MCA_orte_hnp_uri"):
         assert name in err
     assert "--coordinator HOST:PORT --num-processes N --process-id I" in err
+
+
+@pytest.mark.parametrize(
+    "environ, expected",
+    [
+        ({"JAX_PLATFORMS": "cpu"}, "--xla_backend_optimization_level=2"),
+        (
+            {"JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=4"},
+            "--xla_force_host_platform_device_count=4 --xla_backend_optimization_level=2",
+        ),
+        (  # a level the user named is kept
+            {"JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_backend_optimization_level=3"},
+            "--xla_backend_optimization_level=3",
+        ),
+        ({"JAX_PLATFORMS": "cuda,cpu"}, None),  # an accelerator keeps XLA's default
+        ({"JAX_PLATFORMS": "tpu"}, None),
+    ],
+)
+def test_the_cli_compiles_cpu_programs_at_o2_only_where_jax_runs_on_the_cpu(environ, expected):
+    from experiments import xla_flags
+
+    set_it = xla_flags.prefer_fast_cpu_compiles(environ)
+    assert environ.get("XLA_FLAGS") == expected
+    assert set_it == (expected is not None and expected.endswith("level=2"))
+
+
+def test_without_jax_platforms_an_installed_accelerator_plugin_keeps_xlas_default(monkeypatch):
+    from experiments import xla_flags
+
+    installed: set[str] = set()
+    monkeypatch.setattr(
+        xla_flags.importlib.util, "find_spec", lambda name: name in installed or None
+    )
+    monkeypatch.setattr(xla_flags.importlib.metadata, "entry_points", lambda group: [])
+    assert xla_flags.cpu_only({})
+    installed.add("libtpu")
+    assert not xla_flags.cpu_only({})
+    assert xla_flags.cpu_only({"JAX_PLATFORMS": "cpu"})
+    installed.clear()
+    monkeypatch.setattr(xla_flags.importlib.metadata, "entry_points", lambda group: ["cuda12"])
+    assert not xla_flags.cpu_only({})
