@@ -36,7 +36,7 @@ def trained_claims(scale: str | None = None) -> list[str]:
         cid
         for cid in claims.claim_ids()
         if claims.get(cid).training is not None
-        and (scale is None or claims.get(cid).budget(scale)["value"] > 0)
+        and (scale is None or claims.get(cid).trains(claims.get(cid).configs[scale]))
     ]
 
 
@@ -44,7 +44,7 @@ def budgets(claim: Claim, scale: str) -> list[int]:
     """The budgets a calibration may try: T0 (the config's starting budget) times 1, 2, 4..."""
     training = _training(claim)
     start = getattr(claim.configs[scale], training.budget_field)
-    if start == 0:
+    if not claim.trains(claim.configs[scale]):
         raise ValueError(f"claim {claim.id!r} trains nothing at {scale} scale: no budget")
     return [start * 2**i for i in range(training.max_doublings + 1)]
 

@@ -126,6 +126,11 @@ class Claim:
             cfg = dataclasses.replace(cfg, **{source["field"]: source["value"]})
         return cfg if seeds is None else dataclasses.replace(cfg, seeds=seeds)
 
+    def trains(self, config: Any) -> bool:
+        """Whether `config` trains by gradient steps: the claim has a `Training` and the
+        config's budget is positive (a budget of 0 leaves the trained arm out of a scale)."""
+        return self.training is not None and getattr(config, self.training.budget_field) > 0
+
     def calibration_path(self, scale: str) -> Path:
         """Where `python -m experiments calibrate` writes this claim's budget at `scale`."""
         return CALIBRATION_DIR / f"{self.id}-{scale}.json"
@@ -139,7 +144,7 @@ class Claim:
             return {}
         name = self.training.budget_field
         start = getattr(self.configs[scale], name)
-        if start == 0:
+        if not self.trains(self.configs[scale]):
             return {
                 "field": name,
                 "value": 0,

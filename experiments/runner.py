@@ -235,8 +235,7 @@ def judge(claim: Claim, scale: str, metrics: dict, config: Any) -> dict:
     """
     evaluation: Evaluation = claim.evaluate(metrics, config)
     under_trained, guards = training_checks(claim, scale, metrics, config)
-    trains = claim.training is not None and getattr(config, claim.training.budget_field) > 0
-    if trains and not under_trained:
+    if claim.trains(config) and not under_trained:
         raise ValueError(f"claim {claim.id} trains but its run returned no training curves")
     min_seeds = MIN_SEEDS[scale]
     checks = [*evaluation.checks, *guards]

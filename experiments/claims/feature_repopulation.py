@@ -343,7 +343,11 @@ CLAIM = Claim(
         ),
         ProtocolChange(
             date="2026-12-04",
-            what="quick widths 32-256 (was 64-1024), the steps calibrated on them",
+            what=(
+                "quick widths 32-256 (was 64-1024), the steps calibrated on them, the "
+                "calibration capped at two doublings (2000, 4000 and 8000 steps: it did not "
+                "settle, so the budget is the largest tried, 8000)"
+            ),
             reason=(
                 "the calibration at widths 64-1024 settled at no budget up to 8000 steps (the "
                 "Langevin dynamics' training loss still falls: its L2 time scale 1/(lr l2) is "

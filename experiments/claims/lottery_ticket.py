@@ -287,7 +287,8 @@ CLAIM = Claim(
             date="2026-12-04",
             what=(
                 "quick width 128 (was 256) and seeds from 16 to 8 (the scale's minimum); the "
-                "steps calibrated"
+                "steps calibrated, the calibration capped at one doubling (1500 and 3000 steps: "
+                "it did not settle, so the budget is the largest tried, 3000)"
             ),
             reason=(
                 "at width 256 a calibration did not settle at 1500 vs 3000 steps (every "
