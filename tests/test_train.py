@@ -345,16 +345,21 @@ def test_mse_refuses_outputs_shaped_unlike_the_targets():
     assert fine.final["train_loss"].shape == ()
 
 
-def test_eval_rows_logs_the_builtins_on_a_fixed_subset():
-    """eval_rows=n: the logged train/test metrics are those of the first n rows of each split."""
+def _small_mlp_problem():
+    """key, x (64, 5), y (64,) labels, the Dataset (test = first 32 rows), a 5-8-2 MLP and
+    its params."""
     from esparse import nn
 
     key = jax.random.key(0)
     x = jax.random.normal(key, (64, 5))
     y = (x[:, 0] > 0).astype(jnp.int32)
-    ds = Dataset(x, y, x[:32], y[:32])
     model = nn.mlp((5, 8, 2))
-    params = model.init(jax.random.key(1))
+    return key, x, y, Dataset(x, y, x[:32], y[:32]), model, model.init(jax.random.key(1))
+
+
+def test_eval_rows_logs_the_builtins_on_a_fixed_subset():
+    """eval_rows=n: the logged train/test metrics are those of the first n rows of each split."""
+    key, x, y, ds, model, params = _small_mlp_problem()
     kw = dict(apply_fn=model.apply, optimizer=optax.sgd(0.1), steps=4, batch_size=16)
     full = tr.train(key, params, ds, **kw)
     sub = tr.train(key, params, ds, eval_rows=10, **kw)
@@ -369,14 +374,7 @@ def test_eval_rows_logs_the_builtins_on_a_fixed_subset():
 def test_metrics_every_logs_the_metrics_on_their_own_cadence_in_one_run():
     """metrics_every=6 with log_every=2: the losses as without metrics, the metrics at steps
     6, 12, 14 equal to a run logging everything every 6 (the same trajectory)."""
-    from esparse import nn
-
-    key = jax.random.key(0)
-    x = jax.random.normal(key, (64, 5))
-    y = (x[:, 0] > 0).astype(jnp.int32)
-    ds = Dataset(x, y, x[:32], y[:32])
-    model = nn.mlp((5, 8, 2))
-    params = model.init(jax.random.key(1))
+    key, x, y, ds, model, params = _small_mlp_problem()
     norm = {"norm": lambda p, d: sum(jnp.sum(v**2) for v in jax.tree.leaves(p))}
     kw = dict(apply_fn=model.apply, optimizer=optax.adam(0.05), steps=14, batch_size=16)
     both = tr.train(key, params, ds, log_every=2, metrics=norm, metrics_every=6, **kw)
