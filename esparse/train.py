@@ -99,12 +99,7 @@ class TrainConfig:
     metrics_every: int | None = None
 
     @property
-    def n_logs(self) -> int:
-        """Number of logged evaluations: every log_every updates and after the last one."""
-        return -(-self.steps // self.log_every)
-
-    @property
-    def metric_every(self) -> int:
+    def metric_log_every(self) -> int:
         """Updates between two logs of the `metrics` functions."""
         return self.metrics_every or self.log_every
 
@@ -174,9 +169,9 @@ def _evaluate_metrics(cfg: TrainConfig, params: PyTree, data: Dataset) -> dict[s
 def _log_schedule(cfg: TrainConfig) -> list[tuple[int, Callable[..., dict[str, jax.Array]]]]:
     """(every, evaluate) pairs: the built-ins every log_every updates, the `metrics` functions
     with them or, given metrics_every, on their own cadence."""
-    if cfg.metric_every == cfg.log_every or not cfg.metrics:
+    if cfg.metric_log_every == cfg.log_every or not cfg.metrics:
         return [(cfg.log_every, lambda *a: {**_evaluate_builtins(*a), **_evaluate_metrics(*a)})]
-    return [(cfg.log_every, _evaluate_builtins), (cfg.metric_every, _evaluate_metrics)]
+    return [(cfg.log_every, _evaluate_builtins), (cfg.metric_log_every, _evaluate_metrics)]
 
 
 def init_state(
@@ -255,7 +250,7 @@ def run_steps(
 def train_result(cfg: TrainConfig, state: TrainState) -> TrainResult:
     """The `TrainResult` of a finished run's state."""
     final = {name: values[-1] for name, values in state.history.items()}
-    log_steps, metric_steps = cfg.log_steps(), cfg.log_steps(cfg.metric_every)
+    log_steps, metric_steps = cfg.log_steps(), cfg.log_steps(cfg.metric_log_every)
     return TrainResult(
         state.params, state.history, jnp.asarray(log_steps), final, jnp.asarray(metric_steps)
     )
